@@ -1,0 +1,359 @@
+// The configuration: its types, defineConfig, defaults, and the one validation pass at the edge.
+import type { Result } from './error.ts';
+import { err, ok, UserError } from './error.ts';
+
+/** Where a service's guest kernel comes from. */
+export type KernelSource =
+  /** Downloaded over HTTP(S) and verified against sha256 before it is stored. */
+  | { url: string; sha256: string }
+  /** A file in the repo (or an absolute path on this machine). */
+  | { path: string }
+  /** A Debian package fetched with `apt-get download` (the machine's apt sources), kernel cut out of it. */
+  | { deb: string; file?: string }
+  /** Use another service's kernel task: fetched once, shared. */
+  | { from: string };
+
+/** How a service's base image is produced when no registry is reachable. */
+export type BaseSource =
+  /** `debootstrap --variant=<variant> <suite>` then `docker import`; cached as its own task. */
+  | { debootstrap: { suite: string; variant?: string; include?: string[] } }
+  /** Use another service's base task. */
+  | { from: string };
+
+export interface ServiceInput {
+  displayName: string;
+  /** Payload folder with Dockerfile and init.sh (default `vm/<name>`). */
+  dir?: string;
+  guestIp: string;
+  ports: number[];
+  readyMarker: string;
+  /** Lines that mean the boot failed (default `Kernel panic`). */
+  failureMarkers?: string[];
+  /** Seconds to wait for the ready marker (default 90). */
+  startTimeout?: number;
+  /** MiB of guest memory (default 512). */
+  memory?: number;
+  cpus?: number;
+  /** ext4 size of rootfs.img, e.g. `512M` (default). */
+  rootfsSize?: string;
+  /** size of the sparse data.img, e.g. `4G` (default). */
+  dataDiskSize?: string;
+  kernel: KernelSource;
+  /** Base image built by a task of its own and passed to the Dockerfile as build arg BASE_IMAGE. */
+  base?: BaseSource;
+  /** Services that must be running and ready before this one starts. */
+  dependsOn?: string[];
+  /** Names of `.env` keys this VM receives (as a 0600 file on the device). */
+  secrets?: string[];
+  buildArgs?: Record<string, string>;
+  /** Target platform for the image build, e.g. `linux/amd64` (default: the device's arch). */
+  platform?: string;
+  /** Kernel command line additions. */
+  cmdline?: string;
+}
+
+export type DeviceInput = (
+  | { transport: 'adb'; serial?: string }
+  | { transport: 'ssh'; host: string; user?: string; port?: number; identity?: string; strictHostKeyChecking?: 'yes' | 'accept-new' | 'no'; knownHosts?: string }
+  | { transport: 'local' }
+) & {
+  hypervisor?: 'crosvm' | 'qemu';
+  /** Device directory holding `vm/<service>/` (default `/data/sovereign`, or `.sovereign/device` for local). */
+  root?: string;
+  arch?: 'x86_64' | 'aarch64';
+};
+
+export interface RemoteCacheInput {
+  /** Base URL of a Turborepo remote-cache server. The token comes from SOVEREIGN_REMOTE_CACHE_TOKEN / TURBO_TOKEN, never from here. */
+  url: string;
+  team?: string;
+  slug?: string;
+  mode?: 'off' | 'read' | 'read-write';
+  /** Sign artifacts with HMAC-SHA256 (key from SOVEREIGN_REMOTE_CACHE_SIGNATURE_KEY / TURBO_REMOTE_CACHE_SIGNATURE_KEY). */
+  signature?: boolean;
+  /** Largest artifact uploaded, e.g. `1G`. */
+  maxUploadSize?: string;
+  timeoutMs?: number;
+}
+
+export interface ConfigInput {
+  services: Record<string, ServiceInput>;
+  devices?: Record<string, DeviceInput>;
+  /** Device used when `--device` is not given (default `local`). */
+  defaultDevice?: string;
+  /** Image builder (default docker). */
+  builder?: 'docker' | 'podman';
+  cache?: { dir?: string; remote?: RemoteCacheInput };
+}
+
+/** Typed identity: lets `sovereign.config.ts` be checked by the editor. */
+export function defineConfig(config: ConfigInput): ConfigInput {
+  return config;
+}
+
+export interface Service {
+  name: string;
+  displayName: string;
+  dir: string;
+  guestIp: string;
+  ports: number[];
+  readyMarker: string;
+  failureMarkers: string[];
+  startTimeout: number;
+  memory: number;
+  cpus: number;
+  rootfsSize: number;
+  dataDiskSize: number;
+  kernel: KernelSource;
+  base?: BaseSource;
+  dependsOn: string[];
+  secrets: string[];
+  buildArgs: Record<string, string>;
+  platform?: string;
+  cmdline: string;
+  /** Position in the config (1-based), used for the guest's network slot. */
+  index: number;
+}
+
+export type Device = {
+  name: string;
+  transport: 'adb' | 'ssh' | 'local';
+  hypervisor: 'crosvm' | 'qemu';
+  root: string;
+  arch: 'x86_64' | 'aarch64';
+  serial?: string;
+  host?: string;
+  user?: string;
+  port?: number;
+  identity?: string;
+  strictHostKeyChecking?: 'yes' | 'accept-new' | 'no';
+  knownHosts?: string;
+};
+
+export interface Config {
+  services: Map<string, Service>;
+  devices: Map<string, Device>;
+  defaultDevice: string;
+  builder: 'docker' | 'podman';
+  cache: { dir: string; remote?: Required<Pick<RemoteCacheInput, 'url' | 'mode'>> & RemoteCacheInput };
+  /** Path of the config file, relative to the repo root, for error messages. */
+  file: string;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** Parses `512M`, `4G`, `1048576` into bytes; undefined when malformed. */
+export function parseSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isInteger(text) && text > 0 ? text : undefined;
+  const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  return m ? Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()] : undefined;
+}
+
+const NAME = /^[a-z][a-z0-9-]*$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+type Issue = { field: string; problem: string; hint?: string };
+
+/** Validates raw config once, filling defaults; every problem names the field. */
+export function resolveConfig(input: unknown, file: string): Result<Config, UserError> {
+  const issues: Issue[] = [];
+  const bad = (field: string, problem: string, hint?: string) => issues.push({ field, problem, hint });
+  if (!isObject(input)) return err(new UserError(`${file}: the default export must be defineConfig({...})`, { hint: 'export default defineConfig({ services: { ... } })' }));
+  const raw = input as Record<string, unknown>;
+  for (const k of Object.keys(raw)) if (!['services', 'devices', 'defaultDevice', 'builder', 'cache'].includes(k)) bad(k, 'is not a known field', 'known: services, devices, defaultDevice, builder, cache');
+
+  const services = new Map<string, Service>();
+  if (!isObject(raw.services) || Object.keys(raw.services).length === 0) bad('services', 'must declare at least one service');
+  else {
+    let index = 0;
+    for (const [name, s] of Object.entries(raw.services as Record<string, unknown>)) {
+      index++;
+      const svc = resolveService(name, s, index, bad);
+      if (svc) services.set(name, svc);
+    }
+    for (const svc of services.values()) {
+      const f = `services.${svc.name}`;
+      for (const d of svc.dependsOn) if (!services.has(d)) bad(`${f}.dependsOn`, `names unknown service '${d}'`, hintNames(d, services.keys()));
+      const from = 'from' in svc.kernel ? svc.kernel.from : undefined;
+      if (from !== undefined) {
+        const owner = services.get(from);
+        if (!owner) bad(`${f}.kernel.from`, `names unknown service '${from}'`, hintNames(from, services.keys()));
+        else if ('from' in owner.kernel) bad(`${f}.kernel.from`, `'${from}' itself takes its kernel from '${owner.kernel.from}'`, `point at the service that owns the kernel`);
+      }
+      const baseFrom = svc.base && 'from' in svc.base ? svc.base.from : undefined;
+      if (baseFrom !== undefined) {
+        const owner = services.get(baseFrom);
+        if (!owner) bad(`${f}.base.from`, `names unknown service '${baseFrom}'`, hintNames(baseFrom, services.keys()));
+        else if (!owner.base || 'from' in owner.base) bad(`${f}.base.from`, `'${baseFrom}' has no base of its own`);
+      }
+    }
+  }
+
+  const devices = new Map<string, Device>();
+  devices.set('local', { name: 'local', transport: 'local', hypervisor: 'qemu', root: '.sovereign/device', arch: 'x86_64' });
+  if (raw.devices !== undefined) {
+    if (!isObject(raw.devices)) bad('devices', 'must be an object of named devices');
+    else for (const [name, d] of Object.entries(raw.devices as Record<string, unknown>)) {
+      const dev = resolveDevice(name, d, bad);
+      if (dev) devices.set(name, dev);
+    }
+  }
+  const defaultDevice = raw.defaultDevice ?? 'local';
+  if (typeof defaultDevice !== 'string' || !devices.has(defaultDevice)) bad('defaultDevice', `names unknown device '${String(defaultDevice)}'`, hintNames(String(defaultDevice), devices.keys()));
+  const builder = raw.builder ?? 'docker';
+  if (builder !== 'docker' && builder !== 'podman') bad('builder', `must be 'docker' or 'podman', got ${JSON.stringify(builder)}`);
+
+  let cache: Config['cache'] = { dir: '.sovereign/cache' };
+  if (raw.cache !== undefined) {
+    if (!isObject(raw.cache)) bad('cache', 'must be an object');
+    else {
+      const c = raw.cache as Record<string, unknown>;
+      if (c.dir !== undefined && typeof c.dir !== 'string') bad('cache.dir', 'must be a path');
+      cache = { dir: (c.dir as string | undefined) ?? cache.dir };
+      if (c.remote !== undefined) {
+        const r = c.remote as Record<string, unknown>;
+        if (!isObject(r) || typeof r.url !== 'string' || !/^https?:\/\//.test(r.url)) bad('cache.remote.url', 'must be an http(s) URL', "e.g. remote: { url: 'http://127.0.0.1:3000', team: 'me' }");
+        else {
+          if ('token' in r) bad('cache.remote.token', 'tokens never go in the config file', 'set SOVEREIGN_REMOTE_CACHE_TOKEN (or TURBO_TOKEN) in the environment');
+          const mode = r.mode ?? 'read-write';
+          if (!['off', 'read', 'read-write'].includes(mode as string)) bad('cache.remote.mode', `must be off, read or read-write, got ${JSON.stringify(mode)}`);
+          if (r.maxUploadSize !== undefined && parseSize(r.maxUploadSize as string) === undefined) bad('cache.remote.maxUploadSize', `is not a size: ${JSON.stringify(r.maxUploadSize)}`, 'e.g. 1G');
+          cache.remote = { ...(r as unknown as RemoteCacheInput), url: r.url, mode: mode as 'off' | 'read' | 'read-write' };
+        }
+      }
+    }
+  }
+  if (issues.length) {
+    const lines = issues.map((i) => `  ${i.field}: ${i.problem}${i.hint ? ` (hint: ${i.hint})` : ''}`);
+    return err(new UserError(`invalid config in ${file}:\n${lines.join('\n')}`, { code: 'config' }));
+  }
+  return ok({ services, devices, defaultDevice: defaultDevice as string, builder: builder as 'docker' | 'podman', cache, file });
+}
+
+function resolveService(name: string, s: unknown, index: number, bad: (f: string, p: string, h?: string) => void): Service | undefined {
+  const f = `services.${name}`;
+  if (!NAME.test(name)) bad(f, 'service names are lower-case letters, digits and dashes, starting with a letter');
+  if (!isObject(s)) { bad(f, 'must be an object'); return undefined; }
+  const r = s as Record<string, unknown>;
+  const known = ['displayName', 'dir', 'guestIp', 'ports', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'platform', 'cmdline'];
+  for (const k of Object.keys(r)) if (!known.includes(k)) bad(`${f}.${k}`, 'is not a known field', hintNames(k, known));
+  const str = (k: string, required: boolean) => {
+    const v = r[k];
+    if (v === undefined) { if (required) bad(`${f}.${k}`, 'is required'); return undefined; }
+    if (typeof v !== 'string' || v === '') { bad(`${f}.${k}`, `must be a non-empty string, got ${JSON.stringify(v)}`); return undefined; }
+    return v;
+  };
+  const posInt = (k: string, def: number) => {
+    const v = r[k] ?? def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) { bad(`${f}.${k}`, `must be a positive whole number, got ${JSON.stringify(v)}`); return def; }
+    return v;
+  };
+  const size = (k: string, def: string) => {
+    const v = (r[k] ?? def) as string;
+    const n = parseSize(v);
+    if (n === undefined) bad(`${f}.${k}`, `is not a size: ${JSON.stringify(v)}`, "e.g. '512M' or '4G'");
+    return n ?? 0;
+  };
+  const strings = (k: string) => {
+    const v = r[k] ?? [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) { bad(`${f}.${k}`, 'must be a list of strings'); return []; }
+    return v as string[];
+  };
+  const guestIp = str('guestIp', true);
+  if (guestIp && !IPV4.test(guestIp)) bad(`${f}.guestIp`, `is not an IPv4 address: ${guestIp}`);
+  const ports = r.ports ?? [];
+  if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) bad(`${f}.ports`, 'must be a list of TCP ports (1-65535)');
+  const secrets = strings('secrets');
+  for (const k of secrets) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`${f}.secrets`, `'${k}' is not a valid .env key name`);
+  const buildArgs = r.buildArgs ?? {};
+  if (!isObject(buildArgs) || Object.values(buildArgs).some((v) => typeof v !== 'string')) bad(`${f}.buildArgs`, 'must map names to strings');
+  const kernel = r.kernel as KernelSource | undefined;
+  if (!isObject(kernel)) bad(`${f}.kernel`, 'is required', "{ url, sha256 } | { path } | { deb } | { from: 'sql' }");
+  else if ('url' in kernel) {
+    if (typeof kernel.url !== 'string' || !/^https?:\/\//.test(kernel.url)) bad(`${f}.kernel.url`, 'must be an http(s) URL');
+    if (typeof kernel.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(kernel.sha256)) bad(`${f}.kernel.sha256`, 'must be 64 lower-case hex digits', 'sha256sum the kernel and paste it here');
+  } else if ('path' in kernel) { if (typeof kernel.path !== 'string') bad(`${f}.kernel.path`, 'must be a path'); }
+  else if ('deb' in kernel) { if (typeof kernel.deb !== 'string') bad(`${f}.kernel.deb`, 'must be a Debian package name'); }
+  else if ('from' in kernel) { if (typeof kernel.from !== 'string') bad(`${f}.kernel.from`, 'must name a service'); }
+  else bad(`${f}.kernel`, 'must have one of url+sha256, path, deb or from');
+  const base = r.base as BaseSource | undefined;
+  if (base !== undefined && !(isObject(base) && (('from' in base && typeof base.from === 'string') || ('debootstrap' in base && isObject(base.debootstrap) && typeof base.debootstrap.suite === 'string')))) {
+    bad(`${f}.base`, "must be { debootstrap: { suite } } or { from: '<service>' }");
+  }
+  const platform = str('platform', false);
+  return {
+    name,
+    displayName: str('displayName', true) ?? name,
+    dir: str('dir', false) ?? `vm/${name}`,
+    guestIp: guestIp ?? '',
+    ports: Array.isArray(ports) ? (ports as number[]) : [],
+    readyMarker: str('readyMarker', true) ?? '',
+    failureMarkers: r.failureMarkers === undefined ? ['Kernel panic'] : strings('failureMarkers'),
+    startTimeout: posInt('startTimeout', 90),
+    memory: posInt('memory', 512),
+    cpus: posInt('cpus', 1),
+    rootfsSize: size('rootfsSize', '512M'),
+    dataDiskSize: size('dataDiskSize', '4G'),
+    kernel: kernel ?? { path: '' },
+    base,
+    dependsOn: strings('dependsOn'),
+    secrets,
+    buildArgs: (isObject(buildArgs) ? buildArgs : {}) as Record<string, string>,
+    ...(platform ? { platform } : {}),
+    cmdline: str('cmdline', false) ?? '',
+    index,
+  };
+}
+
+function resolveDevice(name: string, d: unknown, bad: (f: string, p: string, h?: string) => void): Device | undefined {
+  const f = `devices.${name}`;
+  if (!isObject(d)) { bad(f, 'must be an object'); return undefined; }
+  const r = d as Record<string, unknown>;
+  const transport = r.transport;
+  if (transport !== 'adb' && transport !== 'ssh' && transport !== 'local') { bad(`${f}.transport`, `must be adb, ssh or local, got ${JSON.stringify(transport)}`); return undefined; }
+  if (transport === 'ssh' && typeof r.host !== 'string') bad(`${f}.host`, 'is required for ssh devices');
+  const hypervisor = r.hypervisor ?? (transport === 'adb' ? 'crosvm' : 'qemu');
+  if (hypervisor !== 'crosvm' && hypervisor !== 'qemu') bad(`${f}.hypervisor`, `must be crosvm or qemu, got ${JSON.stringify(hypervisor)}`);
+  const arch = r.arch ?? (transport === 'adb' ? 'aarch64' : 'x86_64');
+  if (arch !== 'x86_64' && arch !== 'aarch64') bad(`${f}.arch`, `must be x86_64 or aarch64, got ${JSON.stringify(arch)}`);
+  if (r.port !== undefined && (!Number.isInteger(r.port) || (r.port as number) < 1)) bad(`${f}.port`, 'must be a TCP port');
+  const root = (r.root as string | undefined) ?? (transport === 'local' ? `.sovereign/devices/${name}` : '/data/sovereign');
+  if (transport !== 'local' && !root.startsWith('/')) bad(`${f}.root`, 'must be an absolute path on the device');
+  const { transport: _t, hypervisor: _h, arch: _a, root: _r, ...rest } = r;
+  return { ...(rest as Partial<Device>), name, transport, hypervisor: hypervisor as Device['hypervisor'], arch: arch as Device['arch'], root };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** "did you mean" over a set of names, by edit distance. */
+export function didYouMean(word: string, names: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const n of names) {
+    const d = editDistance(word, n);
+    if (d < bestD) { bestD = d; best = n; }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function hintNames(word: string, names: Iterable<string>): string {
+  const all = [...names];
+  const guess = didYouMean(word, all);
+  return guess ? `did you mean '${guess}'?` : `known: ${all.join(', ')}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length];
+}

@@ -1,0 +1,49 @@
+// Expected failures as values (Result) and the one error type users see; exceptions elsewhere are bugs.
+
+export type Result<T, E = UserError> = { ok: true; value: T } | { ok: false; error: E };
+export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
+export const err = <E>(error: E): Result<never, E> => ({ ok: false, error });
+
+/** Exit codes: each failure kind has its own, so scripts can tell them apart. */
+export const EXIT = {
+  ok: 0,
+  /** a task failed */
+  failed: 1,
+  /** bad command line: unknown command, task or flag */
+  usage: 2,
+  /** the config file is invalid */
+  config: 3,
+  /** the environment is not ready: docker daemon, device, tool missing */
+  environment: 4,
+  /** another run holds the lock */
+  locked: 5,
+  /** stopped by Ctrl-C or SIGTERM */
+  interrupted: 130,
+} as const;
+export type ExitKind = keyof typeof EXIT;
+
+/**
+ * An error meant for the user: says what went wrong and where, with a hint for what to do next.
+ * `code` picks the exit code.
+ */
+export class UserError extends Error {
+  readonly hint?: string;
+  readonly code: ExitKind;
+  /** Last lines of a log or tool output worth showing. */
+  readonly details?: string[];
+  constructor(message: string, opts: { hint?: string; code?: ExitKind; details?: string[] } = {}) {
+    super(message);
+    this.name = 'UserError';
+    this.hint = opts.hint;
+    this.code = opts.code ?? 'failed';
+    this.details = opts.details;
+  }
+}
+
+/** Thrown inside a task when the run was cancelled (Ctrl-C, fail-fast). */
+export class Cancelled extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'Cancelled';
+  }
+}
