@@ -41,7 +41,9 @@ export interface Step {
   summary: string;
   /** Task ids (`svc:step`) this task needs, for the given service. */
   deps(ctx: PlanContext): string[];
-  inputs?(ctx: PlanContext): KeyInputs;
+  inputs?(ctx: PlanContext): KeyInputs | Promise<KeyInputs>;
+  /** This task is another task under a second name (e.g. a kernel `{ from: 'sql' }`): same outputs, no work. */
+  alias?(ctx: PlanContext): string | undefined;
   /** artifact / create-once: the files the step writes into `ctx.outDir`. */
   outputs?(ctx: PlanContext): string[];
   run?(ctx: RunContext): Promise<StepResult | void>;
@@ -60,8 +62,8 @@ export interface StepResult {
 export interface DepOutput {
   task: string;
   outputHash: string;
-  /** output file name -> absolute path */
-  files: Record<string, string>;
+  /** output file name -> identity, and its absolute path once materialised (always in `run`; not in `check`). */
+  files: Record<string, { sha256: string; size: number; path: string }>;
   value?: unknown;
 }
 

@@ -1,0 +1,4 @@
+// Public surface: defineConfig for sovereign.config.ts, main for the CLI.
+export { defineConfig } from './config.ts';
+export type { ConfigInput, ServiceInput, DeviceInput, KernelSource } from './config.ts';
+export { main } from './cli.ts';
