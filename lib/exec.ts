@@ -5,8 +5,8 @@ import { Cancelled, UserError } from './error.ts';
 export interface ExecOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  /** Written to stdin (secrets go here, never into argv). */
-  input?: string | Buffer;
+  /** Written to stdin (secrets go here, never into argv); a stream is piped (large uploads). */
+  input?: string | Buffer | NodeJS.ReadableStream;
   signal?: AbortSignal;
   timeoutMs?: number;
   /** Called with each complete line of stdout/stderr as it arrives. */
@@ -53,7 +53,8 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
     child.stdout.on('data', (c: Buffer) => feed('stdout', c));
     child.stderr.on('data', (c: Buffer) => feed('stderr', c));
     child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+    if (typeof opts.input === 'object' && 'pipe' in opts.input) opts.input.pipe(child.stdin);
+    else child.stdin.end(opts.input ?? '');
     let killed: 'abort' | 'timeout' | undefined;
     const stop = (why: 'abort' | 'timeout') => {
       killed = why;

@@ -49,6 +49,8 @@ export interface Step {
   run?(ctx: RunContext): Promise<StepResult | void>;
   /** effect: resolves true when the device already has the desired state, else the reason it must run. */
   check?(ctx: RunContext): Promise<true | string>;
+  /** artifact with a value output (an image id): whether it still exists where it lives; false re-runs the step when a dependent needs it. */
+  present?(ctx: PlanContext, value: unknown): Promise<boolean>;
   /** effect/always steps that act on the device are serialised per device. */
   usesDevice?: boolean;
 }

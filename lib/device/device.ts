@@ -1,5 +1,5 @@
 // DeviceSession: device operations built once on top of any Transport (atomic push, manifest, detached start).
-// (Interface first; the implementation lands with the transports.)
+// Implemented once in session.ts.
 import type { Device } from '../config.ts';
 import type { ExecResult } from '../exec.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
@@ -24,6 +24,8 @@ export interface DeviceSession {
   readFrom(remote: string, offset: number): Promise<Buffer>;
   sha256(remote: string): Promise<string | undefined>;
   exists(remote: string): Promise<boolean>;
+  /** Permission bits of `remote` (e.g. 0o755), undefined when absent. */
+  mode(remote: string): Promise<number | undefined>;
   manifest(svc: string): Promise<Manifest>;
   recordPush(svc: string, name: string, entry: { sha256: string; size: number }): Promise<void>;
   /** Starts `script` detached from the transport (adb/ssh return at once), stdout+stderr to `log`, pid to `pidFile`. */

@@ -1,0 +1,114 @@
+// The image builder client: docker or podman (same CLI shape), found on PATH, honouring DOCKER_HOST.
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { exec } from '../exec.ts';
+import { UserError } from '../error.ts';
+
+export type BuilderKind = 'docker' | 'podman';
+
+/** Environment for builder commands. The legacy docker builder is used on purpose: it needs no buildx
+ * plugin (the static 28.x CLI has none) and honours `--network=host` without buildkit entitlements. */
+function builderEnv(kind: BuilderKind): NodeJS.ProcessEnv {
+  return kind === 'docker' ? { ...process.env, DOCKER_BUILDKIT: '0' } : process.env;
+}
+
+/** Client and server version, e.g. `docker 20.10.24/20.10.24`: tool identity for keys and records. */
+export async function builderVersion(kind: BuilderKind): Promise<string> {
+  const r = await exec(kind, ['version', '--format', '{{.Client.Version}}/{{.Server.Version}}'], { nothrow: true, timeoutMs: 15_000 });
+  return `${kind} ${r.stdout.trim() || 'unknown'}`;
+}
+
+/** Throws a UserError (code environment) saying how to start the daemon when it cannot be reached. */
+export async function checkDaemon(kind: BuilderKind): Promise<void> {
+  const args = kind === 'docker' ? ['version', '--format', '{{.Server.Version}}'] : ['info', '--format', '{{.Host.Arch}}'];
+  const r = await exec(kind, args, { nothrow: true, timeoutMs: 20_000 }).catch((e: unknown) => {
+    if (e instanceof UserError) throw new UserError(`${kind} is not installed`, { code: 'environment', hint: `apt-get install -y ${kind === 'docker' ? 'docker.io' : 'podman'}` });
+    throw e;
+  });
+  if (r.code === 0 && r.stdout.trim()) return;
+  const where = process.env.DOCKER_HOST ? ` at DOCKER_HOST=${process.env.DOCKER_HOST}` : '';
+  throw new UserError(`cannot reach the ${kind} daemon${where}`, {
+    code: 'environment',
+    hint: kind === 'docker'
+      ? 'start it (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running daemon'
+      : 'check `podman info`; rootless podman needs a user session (XDG_RUNTIME_DIR)',
+    details: (r.stderr || r.stdout).trim().split('\n').slice(-5),
+  });
+}
+
+export interface BuildOptions {
+  kind: BuilderKind;
+  dockerfile: string;
+  context: string;
+  buildArgs?: Record<string, string>;
+  platform?: string;
+  tag: string;
+  signal?: AbortSignal;
+  onLine?: (line: string) => void;
+}
+
+/** Builds an image and resolves its id (`sha256:…`). RUN steps use the host network so they reach the
+ * package mirror even when the daemon has no bridge. */
+export async function buildImage(o: BuildOptions): Promise<string> {
+  const dir = await fs.mkdtemp(join(tmpdir(), 'sovereign-build-'));
+  const iidfile = join(dir, 'iid');
+  const args = ['build', '--network=host', '--iidfile', iidfile, '-f', o.dockerfile, '-t', o.tag];
+  for (const [k, v] of Object.entries(o.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+  if (o.platform) args.push('--platform', o.platform);
+  args.push(o.context);
+  try {
+    await exec(o.kind, args, { env: builderEnv(o.kind), signal: o.signal, onLine: (l) => o.onLine?.(l) }).catch((e: unknown) => {
+      if (e instanceof UserError) throw new UserError(`${o.kind} build of ${o.dockerfile} failed`, { details: e.details, hint: 'the build output above says which step failed' });
+      throw e;
+    });
+    return (await fs.readFile(iidfile, 'utf8')).trim();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Imports a root file system (a tar file, or a directory tarred first beside it) as image `tag`; resolves its id. */
+export async function importImage(kind: BuilderKind, source: string, tag: string, signal?: AbortSignal): Promise<string> {
+  if (!(await fs.stat(source)).isDirectory()) return importTar(kind, source, tag, signal);
+  const work = await fs.mkdtemp(join(dirname(source), '.import-'));
+  try {
+    const tarFile = join(work, 'rootfs.tar');
+    // GNU tar keeps owners, device nodes and hard links; --numeric-owner so host names do not remap ids.
+    await exec('tar', ['--numeric-owner', '-C', source, '-cf', tarFile, '.'], { signal });
+    return await importTar(kind, tarFile, tag, signal);
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+async function importTar(kind: BuilderKind, tarFile: string, tag: string, signal?: AbortSignal): Promise<string> {
+  await exec(kind, ['import', tarFile, tag], { signal });
+  return imageId(kind, tag);
+}
+
+/** The full id of an image reference. */
+export async function imageId(kind: BuilderKind, ref: string): Promise<string> {
+  const r = await exec(kind, ['image', 'inspect', '--format', '{{.Id}}', ref], { timeoutMs: 30_000 });
+  const id = r.stdout.trim();
+  return id.includes(':') ? id : `sha256:${id}`;
+}
+
+export async function imageExists(kind: BuilderKind, id: string): Promise<boolean> {
+  const r = await exec(kind, ['image', 'inspect', '--format', '{{.Id}}', id], { nothrow: true, timeoutMs: 30_000 });
+  return r.code === 0;
+}
+
+/** Writes the image's file system as a tar (`create` + `export`); the container is removed even on failure or abort. */
+export async function exportImage(kind: BuilderKind, imageId: string, destTar: string, signal?: AbortSignal): Promise<void> {
+  // A name of our own, so the container can be removed even if `create` is interrupted before printing its id.
+  const name = `sovereign-export-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    // The command is never run; it is given because an imported base image has no CMD and create would refuse.
+    await exec(kind, ['create', '--name', name, imageId, '/sbin/init'], { signal });
+    await exec(kind, ['export', '-o', destTar, name], { signal });
+  } finally {
+    await exec(kind, ['rm', '-f', name], { nothrow: true, timeoutMs: 60_000 });
+  }
+}

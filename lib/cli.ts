@@ -1,0 +1,279 @@
+// The command line: parses words and flags, runs the engine, hands events to one reporter, maps errors to exit codes.
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import type { Config } from './config.ts';
+import { didYouMean, parseSize } from './config.ts';
+import { EXIT, UserError } from './error.ts';
+import type { Emit, RunEvent } from './events.ts';
+import { run, loadState, planGraph, resolveDevice } from './engine.ts';
+import { toDot, toMermaid, type Steps } from './graph.ts';
+import { diffParts } from './key.ts';
+import { findRoot, loadConfig } from './load-config.ts';
+import { summaryCollector } from './report/summary.ts';
+import { terminalReporter, useColor } from './report/terminal.ts';
+import { writeFileAtomic } from './fsutil.ts';
+import { localStore, type RemoteMode } from './store/open.ts';
+import { HELP, commandHelp } from './help.ts';
+
+/** The original CLI's words: `sovereign build --sql` = `sovereign run sql:build`. */
+const COMPAT = ['build', 'deploy', 'start', 'stop', 'test', 'remove', 'logs', 'status'];
+
+const RUN_OPTIONS = {
+  'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+  continue: { type: 'boolean' },
+  concurrency: { type: 'string' },
+  device: { type: 'string' },
+  'fresh-data': { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  verify: { type: 'boolean' },
+  purge: { type: 'boolean' },
+  'remote-cache': { type: 'string' },
+  summary: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  wait: { type: 'string' },
+  'skip-preflight': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(rest[0] ? commandHelp(rest[0]) : HELP);
+      return EXIT.ok;
+    }
+    if (command === '--version') {
+      process.stdout.write('sovereign 0.1.0\n');
+      return EXIT.ok;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(commandHelp(command));
+      return EXIT.ok;
+    }
+    switch (command) {
+      case 'run': return await runCommand(rest, (o) => o.positionals);
+      case 'why': return await whyCommand(rest);
+      case 'graph': return await graphCommand(rest);
+      case 'cache': return await cacheCommand(rest);
+      case 'hash': return await hashCommand(rest);
+      case 'preflight': return await preflightCommand(rest);
+      default:
+        if (COMPAT.includes(command)) return await runCommand(rest, (o, config) => compatTargets(command, o, config), true);
+        throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', ...COMPAT]) + ' — see sovereign --help' });
+    }
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+function reportError(e: unknown): number {
+  if (e instanceof UserError) {
+    const color = useColor(process.stderr);
+    process.stderr.write(`${color ? '\x1b[31merror\x1b[0m' : 'error'}: ${e.message}\n`);
+    for (const l of e.details ?? []) process.stderr.write(`  │ ${l}\n`);
+    if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    return EXIT[e.code];
+  }
+  process.stderr.write(`sovereign: internal error (a bug): ${(e as Error)?.stack ?? e}\n`);
+  return 70;
+}
+
+const hintFor = (word: string, names: string[]) => {
+  const g = didYouMean(word, names);
+  return g ? `did you mean '${g}'?` : `known: ${names.join(', ')}`;
+};
+
+async function context(): Promise<{ root: string; config: Config; steps: Steps }> {
+  const root = await findRoot(process.cwd());
+  if (!root) throw new UserError('no sovereign.config.ts here or in any parent folder', { code: 'config', hint: 'cd into your sovereign repo' });
+  const [config, { steps }] = await Promise.all([loadConfig(root), import('../tasks/index.ts')]);
+  return { root, config, steps };
+}
+
+type RunParsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+function parse(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}): RunParsed {
+  try {
+    return parseArgs({ args, options: { ...RUN_OPTIONS, ...extra }, allowPositionals: true, strict: true }) as RunParsed;
+  } catch (e) {
+    throw new UserError((e as Error).message.replace(/\. To specify.*$/s, ''), { code: 'usage', hint: 'see sovereign run --help' });
+  }
+}
+
+/** `build --sql --forge` → sql:build, forge:build. */
+function compatTargets(command: string, o: RunParsed, config: Config): string[] {
+  const chosen = [...config.services.keys()].filter((s) => o.values[s]);
+  if (o.positionals.length) throw new UserError(`'${command}' takes service flags, not names: ${o.positionals.join(' ')}`, { code: 'usage', hint: `sovereign ${command} ${o.positionals.map((p) => `--${p}`).join(' ')}` });
+  if (chosen.length === 0) {
+    if (command === 'status') return [...config.services.keys()].map((s) => `${s}:status`);
+    throw new UserError(`name the VMs to ${command}`, { code: 'usage', hint: `sovereign ${command} ${[...config.services.keys()].map((s) => `--${s}`).join(' ')} (one or more)` });
+  }
+  return chosen.map((s) => `${s}:${command}`);
+}
+
+async function runCommand(args: string[], targetsOf: (o: RunParsed, config: Config) => string[], compat = false): Promise<number> {
+  const { root, config, steps } = await context();
+  // Service flags (--sql, --forge, …) exist only once the config is known, and only for the original's words.
+  const serviceFlags = Object.fromEntries([...config.services.keys()].map((s) => [s, { type: 'boolean' as const }]));
+  const o = parse(args, compat ? serviceFlags : {});
+  const targets = targetsOf(o, config);
+  if (targets.length === 0) throw new UserError('no targets given', { code: 'usage', hint: 'e.g. sovereign run sql:build, or sovereign run deploy for every service' });
+  const mode = o.values['remote-cache'] as string | undefined;
+  if (mode !== undefined && !['off', 'read', 'read-write'].includes(mode)) throw new UserError(`--remote-cache must be off, read or read-write, not '${mode}'`, { code: 'usage' });
+  const concurrency = o.values.concurrency === undefined ? undefined : Number(o.values.concurrency);
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new UserError('--concurrency takes a positive whole number', { code: 'usage' });
+  const json = !!o.values.json;
+
+  const collector = summaryCollector(['run', ...args]);
+  const terminal = terminalReporter({ out: json ? process.stderr : process.stdout, color: useColor(json ? process.stderr : process.stdout), live: !json && !!process.stdout.isTTY, verbose: !!o.values.verbose });
+  const emit: Emit = (e: RunEvent) => { collector.onEvent(e); if (!json || e.type === 'warning' || e.type === 'failed') terminal(e); };
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(EXIT.interrupted);
+    process.stderr.write(`\n${sig}: stopping running tasks, removing partial outputs (again to force quit)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const outcome = await run({
+      root, config, steps, targets,
+      device: o.values.device as string | undefined,
+      flags: { force: !!o.values.force, freshData: !!o.values['fresh-data'], yes: !!o.values.yes, verify: !!o.values.verify, purge: !!o.values.purge },
+      dryRun: !!o.values['dry-run'],
+      concurrency,
+      keepGoing: !!o.values.continue,
+      remoteCache: mode as RemoteMode | undefined,
+      waitMs: o.values.wait === undefined ? undefined : Number(o.values.wait) * 1000,
+      emit,
+      signal: controller.signal,
+      confirm: (q) => confirm(q, !!o.values.yes),
+    });
+    const summary = collector.summary();
+    await writeFileAtomic(join(root, '.sovereign', 'runs', 'last.json'), JSON.stringify(summary, null, 2));
+    if (o.values.summary) await writeFileAtomic(resolve(o.values.summary as string), JSON.stringify(summary, null, 2));
+    if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    return outcome.interrupted ? EXIT.interrupted : outcome.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function confirm(question: string, yes: boolean): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY) throw new UserError(`${question} — refusing without confirmation in a non-interactive run`, { code: 'usage', hint: 'pass --yes to confirm in scripts' });
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function whyCommand(args: string[]): Promise<number> {
+  const o = parse(args);
+  if (o.positionals.length !== 1) throw new UserError('why takes one task', { code: 'usage', hint: 'e.g. sovereign why sql:rootfs' });
+  const { root, config, steps } = await context();
+  const task = o.positionals[0];
+  const before = loadState(root).tasks[task];
+  // A dry run computes today's keys without doing anything.
+  const keys = new Map<string, string>();
+  const outcome = await run({
+    root, config, steps, targets: [task], device: o.values.device as string | undefined, dryRun: true, keepGoing: true,
+    flags: { force: false, freshData: false, yes: false, verify: false, purge: false },
+    emit: (e) => { if (e.type === 'done' && e.key) keys.set(e.task, e.key); }, signal: new AbortController().signal, confirm: async () => false,
+  });
+  const now = outcome.parts.get(task);
+  const key = keys.get(task);
+  if (!before) { process.stdout.write(`${task} has not run in this checkout yet.\n`); return EXIT.ok; }
+  if (key === undefined) {
+    const changedDeps = Object.keys(before.parts).filter((p) => p.startsWith('dep:') && keys.get(p.slice(4)) === undefined);
+    process.stdout.write(`${task} will run because a dependency will run first${changedDeps.length ? `: ${changedDeps.map((d) => d.slice(4)).join(', ')}` : ''}.\nRun \`sovereign why <dependency>\` to see what changed there.\n`);
+    return EXIT.ok;
+  }
+  if (!now || before.key === key) { process.stdout.write(`${task} is up to date: no input changed since its last run (key ${before.key.slice(0, 12)}).\n`); return EXIT.ok; }
+  process.stdout.write(`${task}: inputs changed since its last run:\n${diffParts(before.parts, now).map((p) => `  - ${p}`).join('\n')}\n`);
+  return EXIT.ok;
+}
+
+async function graphCommand(args: string[]): Promise<number> {
+  const o = parse(args, { format: { type: 'string' } });
+  const { config, steps } = await context();
+  const format = (o.values.format as string | undefined) ?? 'dot';
+  if (format !== 'dot' && format !== 'mermaid') throw new UserError(`--format must be dot or mermaid, not '${format}'`, { code: 'usage' });
+  const targets = o.positionals.length ? o.positionals : [...steps.keys()];
+  const g = planGraph(config, steps, targets, resolveDevice(config, o.values.device as string | undefined));
+  process.stdout.write((format === 'dot' ? toDot(g) : toMermaid(g)) + '\n');
+  return EXIT.ok;
+}
+
+async function hashCommand(args: string[]): Promise<number> {
+  const o = parse(args);
+  const { root, config, steps } = await context();
+  const { inputHash } = await import('./inputs-hash.ts');
+  const targets = o.positionals.length ? o.positionals : ['build'];
+  const g = planGraph(config, steps, targets, resolveDevice(config, o.values.device as string | undefined));
+  process.stdout.write((await inputHash(g, root)) + '\n');
+  return EXIT.ok;
+}
+
+async function cacheCommand(args: string[]): Promise<number> {
+  const o = parse(args, { 'max-size': { type: 'string' } });
+  const [sub, file] = o.positionals;
+  const { root, config } = await context();
+  const store = localStore(config, root);
+  const json = !!o.values.json;
+  const out = (text: string, data: unknown) => process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : text);
+  switch (sub) {
+    case 'ls': {
+      const recs = (await store.listRecords()).sort((a, b) => a.task.localeCompare(b.task) || b.createdAt.localeCompare(a.createdAt));
+      const size = (n: number) => (n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`);
+      out(recs.map((r) => `${r.task.padEnd(24)} ${r.key.slice(0, 12)}  ${size(r.files.reduce((s, f) => s + f.size, 0)).padStart(10)}  ${r.createdAt}  ${r.files.map((f) => f.name).join(', ') || JSON.stringify(r.value)}`).join('\n') + (recs.length ? '\n' : 'the cache is empty\n'), recs);
+      return EXIT.ok;
+    }
+    case 'verify': {
+      const r = await store.verify();
+      out(`${r.records} records, ${r.blobs} blobs checked; ${r.bad.length} corrupt${r.bad.length ? ' (evicted: their tasks will re-run)' : ''}\n`, r);
+      return r.bad.length ? EXIT.failed : EXIT.ok;
+    }
+    case 'gc': {
+      const max = o.values['max-size'] === undefined ? undefined : parseSize(o.values['max-size'] as string);
+      if (max === undefined) throw new UserError('cache gc needs --max-size', { code: 'usage', hint: 'e.g. sovereign cache gc --max-size 5G' });
+      const r = await store.gc(max);
+      out(`removed ${r.removedRecords} records, freed ${(r.freedBytes / (1 << 20)).toFixed(1)} MiB; the cache now holds ${(r.sizeBytes / (1 << 20)).toFixed(1)} MiB\n`, r);
+      return EXIT.ok;
+    }
+    case 'export':
+    case 'import': {
+      if (!file) throw new UserError(`cache ${sub} needs a FILE`, { code: 'usage', hint: `sovereign cache ${sub} cache.tgz` });
+      const archive = await import('./store/archive.ts');
+      const r = sub === 'export' ? await archive.exportCache(store.dir, resolve(file)) : await archive.importCache(store.dir, resolve(file));
+      out(`${sub}ed: ${JSON.stringify(r)}\n`, r);
+      return EXIT.ok;
+    }
+    default:
+      throw new UserError(sub ? `unknown cache command '${sub}'` : 'cache needs a command', { code: 'usage', hint: 'sovereign cache ls | verify | gc --max-size SIZE | export FILE | import FILE' });
+  }
+}
+
+async function preflightCommand(args: string[]): Promise<number> {
+  const o = parse(args);
+  const { root, config } = await context();
+  const device = resolveDevice(config, o.values.device as string | undefined);
+  const { preflight } = await import('./preflight.ts');
+  const checks = await preflight(config, device, { root });
+  const color = useColor(process.stdout);
+  if (o.values.json) process.stdout.write(JSON.stringify(checks, null, 2) + '\n');
+  else for (const c of checks) {
+    const mark = c.ok ? (color ? '\x1b[32m✓\x1b[0m' : '✓') : color ? '\x1b[31m✗\x1b[0m' : '✗';
+    process.stdout.write(`${mark} ${c.name}${c.detail ? `: ${c.detail}` : ''}\n${!c.ok && c.fix ? `    fix: ${c.fix}\n` : ''}`);
+  }
+  return checks.every((c) => c.ok) ? EXIT.ok : EXIT.environment;
+}
+

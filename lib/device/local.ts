@@ -1,0 +1,29 @@
+// The local transport: this machine stands in for the device; the device root is a plain directory.
+import { promises as fs } from 'node:fs';
+import { exec } from '../exec.ts';
+import { DEFAULT_TIMEOUT_MS } from './shell.ts';
+import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
+
+/** `cwd`: where scripts run (the repo root, so a relative device root resolves as in the config). */
+export function localTransport(cwd: string, label = `local ${cwd}`): Transport {
+  return {
+    kind: 'local',
+    label,
+    run(script: string, opts: TransportRunOptions = {}) {
+      return exec('sh', ['-c', script], {
+        cwd,
+        input: opts.input,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        nothrow: opts.nothrow,
+      });
+    },
+    async upload(local: string, remote: string, opts: UploadOptions = {}) {
+      const { size } = await fs.stat(local);
+      // --sparse=always keeps the data disk's holes (and turns zero runs into holes).
+      await exec('cp', [opts.sparse ? '--sparse=always' : '--sparse=auto', '--', local, remote], { cwd, signal: opts.signal });
+      opts.progress?.(size, size);
+    },
+    async close() {},
+  };
+}

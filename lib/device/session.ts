@@ -1,0 +1,162 @@
+// The device session: atomic pushes, small files, the push manifest and detached processes, built once on any Transport.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { posix, resolve } from 'node:path';
+import type { Device } from '../config.ts';
+import { UserError } from '../error.ts';
+import { tail } from '../exec.ts';
+import type { DeviceSession, Manifest } from './device.ts';
+import { openTransport } from './open.ts';
+import { shQuote as q } from './shell.ts';
+import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
+
+/** Exit code our scripts use for "no such file", so it is not confused with a failure. */
+const ABSENT = 66;
+/** Hashing a disk image on a phone is slow; don't cut it off at the default 30 s. */
+const HASH_TIMEOUT_MS = 10 * 60_000;
+/** How long spawnDetached waits for the detached process to write its pid. */
+const PID_WAIT_TICKS = 100;
+const TEMP_MARK = '.sov-tmp-';
+
+/** Opens the device's transport and a session on it. `root` is the repo root. */
+export async function openSession(device: Device, root: string): Promise<DeviceSession> {
+  const transport = await openTransport(device, root);
+  // A local device root is a folder of the repo; every other device root is absolute on the device.
+  return createSession(transport, device, device.transport === 'local' ? resolve(root, device.root) : device.root);
+}
+
+/** A session over an already open transport; `deviceRoot` is the absolute device path holding `vm/<svc>/`. */
+export function createSession(transport: Transport, device: Device, deviceRoot: string): DeviceSession {
+  const manifests = new Map<string, Manifest>();
+  const run = (script: string, opts?: TransportRunOptions) => transport.run(script, opts);
+  const serviceDir = (svc: string) => posix.join(deviceRoot, 'vm', svc);
+  const manifestPath = (svc: string) => posix.join(serviceDir(svc), 'manifest.json');
+
+  /** Runs a script whose exit code ABSENT means "no such file" (-> undefined); other failures throw. */
+  const query = async (script: string, timeoutMs?: number): Promise<string | undefined> => {
+    const r = await run(script, { nothrow: true, timeoutMs });
+    if (r.code === ABSENT) return undefined;
+    if (r.code !== 0) throw new UserError(`device command failed on ${transport.label} (exit ${r.code})`, { details: tail(r.stderr || r.stdout) });
+    return r.stdout;
+  };
+
+  const writeFile = async (remote: string, data: string | Buffer, mode: number) => {
+    const tmp = tempName(remote);
+    // umask 077: the temp file is private from its first byte; the final mode is set before the rename.
+    await run(
+      `mkdir -p ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)} || { rm -f ${q(tmp)}; exit 1; }`,
+      { input: data },
+    );
+  };
+
+  const readFile = async (remote: string) => {
+    const out = await query(`[ -f ${q(remote)} ] || exit ${ABSENT}; base64 < ${q(remote)}`);
+    return out === undefined ? undefined : Buffer.from(out, 'base64');
+  };
+
+  const session: DeviceSession = {
+    device,
+    transport,
+    serviceDir,
+    run,
+
+    async push(local: string, remote: string, opts: UploadOptions = {}) {
+      const { mode } = await fs.stat(local);
+      const dir = posix.dirname(remote);
+      const tmp = tempName(remote);
+      // Temp files of earlier, interrupted pushes of this file are debris: clear them first.
+      await run(`mkdir -p ${q(dir)} && rm -f ${q(`${dir}/.${posix.basename(remote)}${TEMP_MARK}`)}*`, { signal: opts.signal });
+      let bytes = 0;
+      try {
+        await transport.upload(local, tmp, { ...opts, progress: (done, total) => { bytes = done; opts.progress?.(done, total); } });
+        // The rename is the commit point: before it the old file is untouched, after it the new one is whole.
+        await run(`chmod ${(mode & 0o777).toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)}`, { signal: opts.signal });
+      } catch (e) {
+        await run(`rm -f ${q(tmp)}`, { nothrow: true, timeoutMs: 5000 }).catch(() => undefined);
+        throw e;
+      }
+      return { bytes };
+    },
+
+    writeFile,
+    readFile,
+
+    async readFrom(remote: string, offset: number) {
+      const out = await query(`[ -f ${q(remote)} ] || exit ${ABSENT}; tail -c +${Math.max(0, Math.floor(offset)) + 1} ${q(remote)} | base64`);
+      return out === undefined ? Buffer.alloc(0) : Buffer.from(out, 'base64');
+    },
+
+    async sha256(remote: string) {
+      const out = await query(`[ -f ${q(remote)} ] || exit ${ABSENT}; sha256sum < ${q(remote)}`, HASH_TIMEOUT_MS);
+      return out === undefined ? undefined : /^[0-9a-f]{64}/.exec(out)?.[0];
+    },
+
+    async exists(remote: string) {
+      return (await query(`[ -e ${q(remote)} ] || exit ${ABSENT}`)) !== undefined;
+    },
+
+    async mode(remote: string) {
+      const out = await query(`[ -e ${q(remote)} ] || exit ${ABSENT}; stat -c %a ${q(remote)}`);
+      return out === undefined ? undefined : parseInt(out.trim(), 8);
+    },
+
+    async manifest(svc: string) {
+      let m = manifests.get(svc);
+      if (!m) {
+        m = parseManifest(await readFile(manifestPath(svc)));
+        manifests.set(svc, m);
+      }
+      return m;
+    },
+
+    async recordPush(svc: string, name: string, entry: { sha256: string; size: number }) {
+      const m = await session.manifest(svc);
+      const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size } } };
+      await writeFile(manifestPath(svc), `${JSON.stringify(next, null, 2)}\n`, 0o644);
+      manifests.set(svc, next);
+    },
+
+    async spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }) {
+      const pidFile = q(opts.pidFile);
+      // setsid + every fd redirected: nothing ties the process to the adb/ssh channel, so the call returns
+      // at once and the process outlives it. The child writes its own pid (then execs the script), so the
+      // pid is the VM's process whatever setsid does about forking.
+      const out = await query([
+        `cd ${q(opts.cwd)} || exit 1`,
+        `rm -f ${pidFile}`,
+        `: > ${q(opts.log)}`,
+        `if command -v setsid >/dev/null 2>&1; then detach=setsid; else detach=nohup; fi`,
+        `$detach sh -c 'echo $$ > "$1"; exec sh -c "$2"' sovereign ${pidFile} ${q(script)} </dev/null >>${q(opts.log)} 2>&1 &`,
+        `i=0; while [ ! -s ${pidFile} ] && [ $i -lt ${PID_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done`,
+        `cat ${pidFile}`,
+      ].join('\n'));
+      const pid = Number.parseInt(out ?? '', 10);
+      if (!Number.isInteger(pid) || pid <= 0) throw new UserError(`could not start a detached process on ${transport.label} (no pid in ${opts.pidFile})`, { details: tail(out ?? '') });
+      return pid;
+    },
+
+    async isAlive(pid: number) {
+      // A zombie answers kill -0 too; it is dead for our purposes.
+      const r = await run(`kill -0 ${pid} 2>/dev/null || exit 1; s=$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -c1); [ "$s" != Z ]`, { nothrow: true });
+      return r.code === 0;
+    },
+
+    close: () => transport.close(),
+  };
+  return session;
+}
+
+/** Hidden, unique, and in the target's own directory, so the final rename stays on one filesystem. */
+function tempName(remote: string): string {
+  return posix.join(posix.dirname(remote), `.${posix.basename(remote)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** A missing or unreadable manifest means "nothing known pushed": pushes then run and rewrite it. */
+function parseManifest(raw: Buffer | undefined): Manifest {
+  if (!raw) return { files: {} };
+  try {
+    const m = JSON.parse(raw.toString('utf8')) as Manifest;
+    if (typeof m === 'object' && m && typeof m.files === 'object' && m.files) return m;
+  } catch { /* fall through */ }
+  return { files: {} };
+}

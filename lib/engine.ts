@@ -1,0 +1,116 @@
+// One run: targets -> graph -> lock -> scheduler driving the rebuilder over the store; state saved at the end.
+import { promises as fs, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { Config, Device } from './config.ts';
+import type { DeviceSession } from './device/device.ts';
+import { UserError } from './error.ts';
+import type { Emit } from './events.ts';
+import { buildGraph, parseTargets, type Steps, type TaskGraph, topoOrder } from './graph.ts';
+import { StatCache } from './hash.ts';
+import { writeFileAtomic } from './fsutil.ts';
+import { acquireLock } from './lock.ts';
+import { type EngineState, Rebuilder, tmpRoot } from './rebuilder.ts';
+import type { KeyParts } from './key.ts';
+import { schedule } from './scheduler.ts';
+import { openStore, type RemoteMode } from './store/open.ts';
+import type { RunFlags } from './task.ts';
+
+export interface RunRequest {
+  root: string;
+  config: Config;
+  steps: Steps;
+  targets: string[];
+  device?: string;
+  flags: RunFlags;
+  dryRun: boolean;
+  concurrency?: number;
+  keepGoing: boolean;
+  remoteCache?: RemoteMode;
+  /** How long to wait for another run's lock (ms). */
+  waitMs?: number;
+  emit: Emit;
+  signal: AbortSignal;
+  confirm(question: string): Promise<boolean>;
+}
+
+export interface RunOutcome {
+  ok: boolean;
+  interrupted: boolean;
+  failed: string[];
+  graph: TaskGraph;
+  /** Key parts computed in this run, by task. */
+  parts: Map<string, KeyParts>;
+}
+
+export const stateDir = (root: string) => join(root, '.sovereign', 'state');
+
+export function resolveDevice(config: Config, name?: string): Device {
+  const device = config.devices.get(name ?? config.defaultDevice);
+  if (!device) throw new UserError(`unknown device '${name}'`, { code: 'usage', hint: `devices: ${[...config.devices.keys()].join(', ')}` });
+  return device;
+}
+
+/** Parses targets and builds their graph; throws UserError for unknown names and cycles. */
+export function planGraph(config: Config, steps: Steps, targets: string[], device: Device): TaskGraph {
+  const ids = parseTargets(targets, config, steps);
+  if (!ids.ok) throw ids.error;
+  const g = buildGraph(ids.value, config, device, steps);
+  if (!g.ok) throw g.error;
+  return g.value;
+}
+
+export function loadState(root: string): EngineState {
+  try {
+    return JSON.parse(readFileSync(join(stateDir(root), 'engine.json'), 'utf8')) as EngineState;
+  } catch {
+    return { tasks: {}, toolMemo: {} };
+  }
+}
+
+export async function run(req: RunRequest): Promise<RunOutcome> {
+  const started = Date.now();
+  const device = resolveDevice(req.config, req.device);
+  const graph = planGraph(req.config, req.steps, req.targets, device);
+  const lock = req.dryRun ? undefined : await acquireLock(join(req.root, '.sovereign', 'lock'), {
+    waitMs: req.waitMs ?? 10 * 60_000,
+    onWait: (who) => req.emit({ type: 'warning', message: `waiting for another run to finish (${who})` }),
+  });
+  let session: Promise<DeviceSession> | undefined;
+  try {
+    if (lock) await fs.rm(tmpRoot(req.root), { recursive: true, force: true }); // leftovers of a killed run
+    const state = loadState(req.root);
+    const stat = new StatCache(join(stateDir(req.root), 'stat-cache.json'));
+    const warned = new Set<string>();
+    const store = await openStore(req.config, req.root, {
+      mode: req.remoteCache,
+      onWarning: (message) => { if (!warned.has(message)) { warned.add(message); req.emit({ type: 'warning', message }); } },
+    });
+    const rebuilder = new Rebuilder(graph, {
+      root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit: req.emit,
+      openDevice: () => (session ??= import('./device/session.ts').then((m) => m.openSession(device, req.root))),
+      secrets: async (svc) => (await import('./secrets.ts')).secretsFor(req.config.services.get(svc)!, req.root),
+      confirm: req.confirm,
+    });
+    req.emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });
+    const result = await schedule(graph, {
+      concurrency: Math.max(1, req.concurrency ?? cpus().length),
+      keepGoing: req.keepGoing,
+      signal: req.signal,
+      resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? `device:${device.name}` : undefined),
+      run: (id, signal) => rebuilder.execute(id, signal),
+      onBlocked: (id, by) => req.emit({ type: 'blocked', task: id, by }),
+    });
+    if (!req.dryRun) {
+      await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));
+      await stat.save();
+    }
+    const interrupted = req.signal.aborted;
+    const ok = result.failed.length === 0 && result.blocked.length === 0 && !interrupted && result.cancelled.length === 0;
+    req.emit({ type: 'end', ok, interrupted, durationMs: Date.now() - started });
+    return { ok, interrupted, failed: result.failed, graph, parts: rebuilder.parts };
+  } finally {
+    if (session) await session.then((s) => s.close(), () => undefined);
+    await lock?.release();
+  }
+}

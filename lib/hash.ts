@@ -1,0 +1,108 @@
+// Content hashing: sha256 of files (with a stat cache so unchanged large files are not re-read), folders and canonical JSON.
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs, readFileSync, type BigIntStats } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import dockerignoreModule from '@balena/dockerignore';
+import { writeFileAtomic } from './fsutil.ts';
+
+// The package is CommonJS with `module.exports = fn` and `.default = fn`; its typings only describe `.default`.
+const dockerignore = ((dockerignoreModule as unknown as { default?: typeof dockerignoreModule }).default ?? dockerignoreModule) as unknown as typeof dockerignoreModule.default;
+
+export const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** JSON with object keys sorted at every level, so equal values hash equally. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+  );
+}
+
+export type Progress = (done: number, total: number) => void;
+
+/** One remembered file hash: valid while size, mtime (ns), ctime (ns) and inode are unchanged. */
+type StatEntry = [size: string, mtimeNs: string, ctimeNs: string, ino: string, sha256: string];
+
+/**
+ * Remembers file hashes by (size, mtime ns, ctime ns, inode), persisted between runs,
+ * so a 512 MiB rootfs.img that did not change is not read again.
+ */
+export class StatCache {
+  private entries: Record<string, StatEntry> = {};
+  private dirty = false;
+  constructor(private readonly file?: string) {
+    if (!file) return;
+    try { this.entries = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run or unreadable: start empty */ }
+  }
+
+  /** sha256 of `path`, or undefined when it does not exist. */
+  async hashFile(path: string, progress?: Progress): Promise<string | undefined> {
+    let st: BigIntStats;
+    try { st = await fs.stat(path, { bigint: true }); } catch { return undefined; }
+    const id: StatEntry = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), ''];
+    const known = this.entries[path];
+    if (known && known[0] === id[0] && known[1] === id[1] && known[2] === id[2] && known[3] === id[3]) return known[4];
+    const digest = await hashFile(path, progress, Number(st.size));
+    // A file written in the same instant as we read it could change without moving mtime: don't remember those.
+    if (Date.now() - Number(st.mtimeNs / 1_000_000n) > 1000) {
+      id[4] = digest;
+      this.entries[path] = id;
+      this.dirty = true;
+    }
+    return digest;
+  }
+
+  /** Records a hash we computed while writing the file (saves reading it back). */
+  async remember(path: string, digest: string): Promise<void> {
+    const st = await fs.stat(path, { bigint: true });
+    this.entries[path] = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), digest];
+    this.dirty = true;
+  }
+
+  async save(): Promise<void> {
+    if (!this.file || !this.dirty) return;
+    await writeFileAtomic(this.file, JSON.stringify(this.entries));
+    this.dirty = false;
+  }
+}
+
+/** sha256 of a file, streamed. */
+export function hashFile(path: string, progress?: Progress, size = 0): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    let done = 0;
+    createReadStream(path, { highWaterMark: 1 << 20 })
+      .on('data', (c) => { h.update(c); done += c.length; progress?.(done, size); })
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/**
+ * Hash of a folder's contents as a build context: relative paths, exec bits, symlink targets and file hashes,
+ * filtered by an ignore file (`.dockerignore` rules) when given.
+ */
+export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string): Promise<string> {
+  let filter: ((rel: string) => boolean) | undefined;
+  if (ignoreFile) {
+    const text = await fs.readFile(join(dir, ignoreFile), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const ig = dockerignore({ ignorecase: false }).add(text);
+      filter = (rel) => ig.ignores(rel);
+    }
+  }
+  const lines: string[] = [];
+  const walk = async (abs: string) => {
+    const names = (await fs.readdir(abs)).sort();
+    for (const name of names) {
+      const p = join(abs, name);
+      const rel = relative(dir, p).split(sep).join('/');
+      if (filter?.(rel)) continue;
+      const st = await fs.lstat(p);
+      if (st.isDirectory()) { lines.push(`d ${rel}`); await walk(p); }
+      else if (st.isSymbolicLink()) lines.push(`l ${rel} ${await fs.readlink(p)}`);
+      else if (st.isFile()) lines.push(`f ${rel} ${st.mode & 0o111 ? 'x' : '-'} ${await cache.hashFile(p)}`);
+    }
+  };
+  await walk(dir);
+  return sha256(lines.join('\n'));
+}

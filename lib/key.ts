@@ -1,0 +1,71 @@
+// The task key: every meaningful input of a task, each part named so `sovereign why` can say which one changed.
+import { join } from 'node:path';
+import { canonicalJson, hashDir, sha256, type StatCache } from './hash.ts';
+import type { Device } from './config.ts';
+import type { KeyInputs } from './task.ts';
+import { toolVersions } from './tools.ts';
+import { UserError } from './error.ts';
+
+/** Bump when the key's composition changes: every key changes with it. */
+export const SCHEMA_VERSION = 1;
+
+/** Named parts of a key, in a stable order. */
+export type KeyParts = Record<string, string>;
+
+export interface KeySources {
+  root: string;
+  stat: StatCache;
+  toolMemo: Record<string, string>;
+}
+
+/**
+ * Parts of a task's key. Never absolute paths, times, undeclared environment or secrets: keys must
+ * match across machines and checkouts so caches can be shared.
+ */
+export async function keyParts(
+  task: { stepName: string; version: number; kind: string; device?: Device },
+  inputs: KeyInputs,
+  depOutputs: Record<string, string>,
+  src: KeySources,
+): Promise<KeyParts> {
+  const parts: KeyParts = {
+    // A new key layout must not collide with keys of the old one.
+    schema: String(SCHEMA_VERSION),
+    // The step's implementation: a new version of `rootfs` may produce different bytes from the same inputs.
+    step: `${task.stepName}@${task.version}`,
+    // Only the resolved config fields this step reads, so editing vault's entry leaves sql's keys alone.
+    config: sha256(canonicalJson(inputs.config ?? null)),
+  };
+  // Effects act on one device: pushing to the phone is not pushing to the box. Identity, not credentials.
+  if (task.device && (task.kind === 'effect' || task.kind === 'always')) {
+    const { name, transport, host, port, user, serial, root, hypervisor, arch } = task.device;
+    parts.device = sha256(canonicalJson({ name, transport, host, port, user, serial, root, hypervisor, arch }));
+  }
+  // Input files by content (paths relative to the repo, so another checkout gets the same key).
+  for (const f of inputs.files ?? []) {
+    if ('file' in f) {
+      const h = await src.stat.hashFile(join(src.root, f.file));
+      if (h === undefined && !f.optional) throw new UserError(`missing input file ${f.file}`, { code: 'config', hint: 'create it, or check the service dir in the config' });
+      parts[`file:${f.file}`] = h ?? 'absent';
+    } else {
+      parts[`dir:${f.dir}`] = await hashDir(join(src.root, f.dir), src.stat, f.ignoreFile).catch(() => {
+        throw new UserError(`missing input folder ${f.dir}`, { code: 'config', hint: 'create it, or check the service dir in the config' });
+      });
+    }
+  }
+  // Tools whose version shapes the output (e.g. mke2fs): a new mke2fs may lay out a different image.
+  const tools = await toolVersions(inputs.tools ?? [], src.toolMemo);
+  for (const [name, v] of Object.entries(tools)) parts[`tool:${name}`] = v;
+  // Dependencies by their output hash, not their key: if a dependency re-runs and produces the same
+  // bytes, this key is unchanged (early cutoff).
+  for (const id of Object.keys(depOutputs).sort()) parts[`dep:${id}`] = depOutputs[id];
+  return parts;
+}
+
+export const keyOf = (parts: KeyParts) => sha256(canonicalJson(parts));
+
+/** Names the parts that differ between two part sets. */
+export function diffParts(before: KeyParts, now: KeyParts): string[] {
+  const names = new Set([...Object.keys(before), ...Object.keys(now)]);
+  return [...names].filter((n) => before[n] !== now[n]).map((n) => (before[n] === undefined ? `${n} (new)` : now[n] === undefined ? `${n} (removed)` : n));
+}

@@ -1,0 +1,44 @@
+// The run summary: collects events into one JSON document (tasks, keys, outcomes, durations, bytes) for files and --json.
+import type { RunEvent } from '../events.ts';
+
+export interface TaskSummary {
+  task: string;
+  outcome: string;
+  reason?: string;
+  key?: string;
+  outputHash?: string;
+  durationMs?: number;
+  cutoff?: boolean;
+  bytes?: number;
+  error?: string;
+}
+
+export interface RunSummary {
+  command: string[];
+  device?: string;
+  ok: boolean;
+  interrupted: boolean;
+  durationMs: number;
+  counts: Record<string, number>;
+  tasks: TaskSummary[];
+  warnings: string[];
+}
+
+export function summaryCollector(command: string[]) {
+  const s: RunSummary = { command, ok: false, interrupted: false, durationMs: 0, counts: {}, tasks: [], warnings: [] };
+  const bytes = new Map<string, number>();
+  const add = (t: TaskSummary) => { s.tasks.push(t); s.counts[t.outcome] = (s.counts[t.outcome] ?? 0) + 1; };
+  const onEvent = (e: RunEvent) => {
+    switch (e.type) {
+      case 'plan': s.device = e.device; break;
+      case 'progress': if (e.label?.startsWith('push') && e.total) bytes.set(e.task, e.done); break;
+      case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: bytes.get(e.task) ?? e.bytes }); break;
+      case 'failed': add({ task: e.task, outcome: 'failed', error: e.message, durationMs: e.durationMs }); break;
+      case 'cancelled': add({ task: e.task, outcome: 'cancelled' }); break;
+      case 'blocked': add({ task: e.task, outcome: 'blocked', reason: `${e.by} failed` }); break;
+      case 'warning': s.warnings.push(e.message); break;
+      case 'end': Object.assign(s, { ok: e.ok, interrupted: e.interrupted, durationMs: e.durationMs }); break;
+    }
+  };
+  return { onEvent, summary: () => s };
+}

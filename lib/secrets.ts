@@ -1,0 +1,98 @@
+// Secrets: `.env` parsed (never sourced or evaluated), each service's declared keys picked, the device file rendered.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Service } from './config.ts';
+import { UserError } from './error.ts';
+
+/** File name of a service's secrets on the device, next to its disks (mode 0600). */
+export const SECRETS_FILE = 'secrets.env';
+/** The guest attaches the file as a raw disk, so it is padded to whole 4 KiB blocks. */
+const BLOCK = 4096;
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
+const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$', '`': '`' };
+
+/** A parsed `.env`: key -> value, plus where it came from (for error messages). */
+export class EnvFile extends Map<string, string> {
+  constructor(readonly file: string, readonly exists: boolean, entries?: Iterable<[string, string]>) {
+    super(entries);
+  }
+}
+
+/**
+ * KEY=VALUE lines; `#` comments; optional `export `; 'single quotes' literal; "double quotes" with
+ * \n \r \t \" \\ \$ escapes; unquoted values end at ` #`. `$(...)`, `${X}` and backticks stay text.
+ * Errors name the file and line, never the value (it may be a secret).
+ */
+export function parseEnv(text: string, file = '.env'): EnvFile {
+  const env = new EnvFile(file, true);
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (/^\s*(#|$)/.test(line)) return;
+    const bad = (why: string) => new UserError(`${file}:${i + 1}: ${why}`, { code: 'environment', hint: 'lines are KEY=VALUE; quote values with spaces or # in them' });
+    const m = LINE.exec(line);
+    if (!m) throw bad('expected KEY=VALUE');
+    const [, key, rest] = m;
+    const value = parseValue(rest);
+    if (value === undefined) throw bad(`the value of ${key} has an unterminated quote or text after its closing quote`);
+    env.set(key, value);
+  });
+  return env;
+}
+
+function parseValue(rest: string): string | undefined {
+  const q = rest[0];
+  if (q !== "'" && q !== '"') return rest.replace(/(^|\s+)#.*$/, '').trim();
+  let out = '';
+  for (let i = 1; i < rest.length; i++) {
+    const c = rest[i];
+    if (c === q) return /^\s*(#.*)?$/.test(rest.slice(i + 1)) ? out : undefined;
+    if (q === '"' && c === '\\' && i + 1 < rest.length) {
+      const next = rest[++i];
+      out += ESCAPES[next] ?? `\\${next}`;
+    } else out += c;
+  }
+  return undefined;
+}
+
+/** Reads and parses the file at `path`; a missing file is an empty EnvFile (an error only once a key is needed). */
+export async function readEnvFile(path: string): Promise<EnvFile> {
+  const text = await fs.readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  return text === undefined ? new EnvFile(path, false) : parseEnv(text, path);
+}
+
+/**
+ * Only the keys `service` declares, in declared order, from a parsed env or from `<root>/.env` when given
+ * the repo root. A missing key is an error naming key, service and file. A service declaring none needs no .env.
+ */
+export async function secretsFor(service: Service, from: string | Map<string, string>): Promise<Record<string, string>> {
+  if (service.secrets.length === 0) return {};
+  const env = typeof from === 'string' ? await readEnvFile(join(from, '.env')) : from;
+  const file = env instanceof EnvFile ? env.file : '.env';
+  const missing = service.secrets.filter((k) => !env.has(k));
+  if (missing.length) {
+    const what = env instanceof EnvFile && !env.exists ? `${file} does not exist` : `${file} has no ${missing.join(', ')}`;
+    throw new UserError(`service '${service.name}' needs ${missing.join(', ')} but ${what}`, {
+      code: 'environment',
+      hint: `add ${missing.map((k) => `${k}=...`).join(' and ')} to ${file}, or drop ${missing.length > 1 ? 'them' : 'it'} from services.${service.name}.secrets`,
+    });
+  }
+  return Object.fromEntries(service.secrets.map((k) => [k, env.get(k)!]));
+}
+
+/** KEY=VALUE lines, NUL-padded to whole 4 KiB blocks (at least one): the guest reads it as a raw disk. */
+export function renderSecretsFile(values: Record<string, string>): Buffer {
+  for (const [k, v] of Object.entries(values)) {
+    if (!KEY.test(k)) throw new UserError(`secret name '${k}' is not a valid key`);
+    if (/[\n\r\0]/.test(v)) throw new UserError(`the value of ${k} contains a line break or NUL byte, which the guest's KEY=VALUE file cannot carry`, { hint: `put ${k} on one line in .env` });
+  }
+  const text = Buffer.from(Object.entries(values).map(([k, v]) => `${k}=${v}\n`).join(''), 'utf8');
+  const size = Math.max(BLOCK, Math.ceil(text.length / BLOCK) * BLOCK);
+  const out = Buffer.alloc(size);
+  text.copy(out);
+  return out;
+}

@@ -1,0 +1,36 @@
+// The one check of a cache record's shape, for records that come from outside this process (remote, archive, disk).
+import type { CacheRecord, OutputFile } from './store.ts';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+/** Keys become file names (`records/<key>.json`): no separators, no leading dot. */
+const KEY = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+
+/** A record read from JSON, or undefined when any field is missing or malformed (never trust the bytes). */
+export function parseRecord(value: unknown, expectedKey?: string): CacheRecord | undefined {
+  if (!isObject(value)) return undefined;
+  const r = value as Record<string, unknown>;
+  if (r.schema !== 1 || typeof r.key !== 'string' || !KEY.test(r.key)) return undefined;
+  if (expectedKey !== undefined && r.key !== expectedKey) return undefined;
+  if (typeof r.task !== 'string' || typeof r.outputHash !== 'string' || typeof r.createdAt !== 'string') return undefined;
+  if (typeof r.durationMs !== 'number' || !Number.isFinite(r.durationMs)) return undefined;
+  if (!isObject(r.tools) || Object.values(r.tools).some((v) => typeof v !== 'string')) return undefined;
+  if (!Array.isArray(r.files) || !r.files.every(isOutputFile)) return undefined;
+  return value as unknown as CacheRecord;
+}
+
+export const isSha256 = (s: string) => SHA256.test(s);
+export const isRecordKey = (s: string) => KEY.test(s);
+
+function isOutputFile(f: unknown): f is OutputFile {
+  if (!isObject(f)) return false;
+  const { name, sha256, size, mode } = f as Record<string, unknown>;
+  // A name escaping the task's output directory would let a cache entry write anywhere.
+  const safeName = typeof name === 'string' && name !== '' && !name.startsWith('/') && !name.split('/').some((p) => p === '..' || p === '');
+  return safeName && typeof sha256 === 'string' && SHA256.test(sha256)
+    && Number.isSafeInteger(size) && (size as number) >= 0
+    && Number.isInteger(mode) && (mode as number) >= 0 && (mode as number) <= 0o7777;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,137 @@
+// Guest kernel sources: fetch (verified), copy, or cut out of a Debian package; and what of a source goes into the key.
+import { createHash } from 'node:crypto';
+import { createWriteStream, promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { KernelSource } from '../config.ts';
+import { Cancelled, UserError } from '../error.ts';
+import { exec } from '../exec.ts';
+import { copyFileAtomic, tmpName } from '../fsutil.ts';
+import { hashFile } from '../hash.ts';
+
+export interface FetchKernelOptions {
+  /** Repo root: `{ path }` sources are relative to it. */
+  root: string;
+  /** Where the kernel goes (written atomically; nothing is left there on failure). */
+  dest: string;
+  signal?: AbortSignal;
+  progress?: (done: number, total?: number) => void;
+  log?: (line: string) => void;
+}
+
+/** Puts the kernel of `source` at `opts.dest`. `{ from }` is resolved by the graph (alias), never here. */
+export async function fetchKernel(source: KernelSource, opts: FetchKernelOptions): Promise<void> {
+  await fs.mkdir(dirname(opts.dest), { recursive: true });
+  if ('url' in source) return download(source.url, source.sha256, opts);
+  if ('path' in source) return copyKernel(kernelPath(source.path, opts.root), opts.dest);
+  if ('deb' in source) return kernelFromDeb(source.deb, source.file, opts);
+  throw new Error(`kernel { from: '${source.from}' } is shared through the graph, not fetched`);
+}
+
+/**
+ * The part of a kernel source that decides its bytes, for the task key: the URL's pinned sha256, the content
+ * hash of a `{ path }` file (never the path itself, which may be absolute), or the package name.
+ */
+export async function kernelKeyInput(source: KernelSource, root: string): Promise<unknown> {
+  if ('url' in source) return { sha256: source.sha256 }; // the checksum pins the bytes; a mirror URL change is not a change
+  if ('path' in source) {
+    const file = kernelPath(source.path, root);
+    const sum = await hashFile(file).catch(() => {
+      throw new UserError(`kernel file not found: ${source.path}`, { code: 'config', hint: 'kernel.path is relative to the repo root (or absolute)' });
+    });
+    return { fileSha256: sum };
+  }
+  if ('deb' in source) return { deb: source.deb, file: source.file ?? 'boot/vmlinuz-*' };
+  return { from: source.from };
+}
+
+const kernelPath = (path: string, root: string) => (isAbsolute(path) ? path : resolve(root, path));
+
+async function copyKernel(src: string, dest: string): Promise<void> {
+  try { await copyFileAtomic(src, dest); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`kernel file not found: ${src}`, { code: 'config' });
+    throw e;
+  }
+}
+
+/** Streams `url` to a temp file beside `dest`, hashing as it goes; renames only when the sha256 matches. */
+async function download(url: string, expected: string, opts: FetchKernelOptions): Promise<void> {
+  const tmp = tmpName(opts.dest);
+  try {
+    const res = await fetch(url, { signal: opts.signal, redirect: 'follow' }).catch((e: Error) => {
+      if (opts.signal?.aborted) throw new Cancelled();
+      throw new UserError(`kernel download failed: ${url}: ${e.message}`, { code: 'environment', hint: 'check the URL and the network' });
+    });
+    if (!res.ok || !res.body) throw new UserError(`kernel download failed: ${url}: HTTP ${res.status}`, { code: 'environment' });
+    const total = Number(res.headers.get('content-length')) || undefined;
+    const hash = createHash('sha256');
+    let done = 0;
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    body.on('data', (c: Buffer) => { hash.update(c); done += c.length; opts.progress?.(done, total); });
+    await pipeline(body, createWriteStream(tmp, { mode: 0o644 }), { signal: opts.signal });
+    const got = hash.digest('hex');
+    if (got !== expected) {
+      throw new UserError(`kernel checksum mismatch for ${url}: expected sha256 ${expected}, got ${got}`, {
+        hint: 'nothing was stored; if the new kernel is intended, put the new sha256 in the config',
+      });
+    }
+    await fs.rename(tmp, opts.dest);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    if (opts.signal?.aborted && !(e instanceof UserError)) throw new Cancelled();
+    throw e;
+  }
+}
+
+/**
+ * `apt-get download` of the package (a metapackage like `linux-image-cloud-amd64` is followed to the real
+ * `linux-image-<version>` package), `dpkg -x`, then the `boot/vmlinuz-*` inside.
+ */
+async function kernelFromDeb(pkg: string, file: string | undefined, opts: FetchKernelOptions): Promise<void> {
+  const real = await resolveImagePackage(pkg, opts.signal);
+  if (real !== pkg) opts.log?.(`${pkg} -> ${real}`);
+  const work = await fs.mkdtemp(join(tmpdir(), `sovereign-kernel-${process.pid}-`));
+  try {
+    // apt drops privileges to _apt for downloads; let it write here (else it warns and downloads as root).
+    await fs.chmod(work, 0o777);
+    await exec('apt-get', ['download', '-q', real], { cwd: work, signal: opts.signal }).catch((e) => {
+      if (e instanceof UserError) throw new UserError(`apt-get download ${real} failed`, { code: 'environment', details: e.details, hint: 'is the package name right, and has `apt-get update` run?' });
+      throw e;
+    });
+    const debs = (await fs.readdir(work)).filter((n) => n.endsWith('.deb'));
+    if (debs.length !== 1) throw new UserError(`apt-get download ${real} produced no .deb`, { code: 'environment' });
+    const tree = join(work, 'x');
+    await exec('dpkg', ['-x', join(work, debs[0]), tree], { signal: opts.signal });
+    const kernel = await findKernel(tree, file ?? 'boot/vmlinuz-*');
+    if (!kernel) throw new UserError(`package ${real} has no ${file ?? 'boot/vmlinuz-*'}`, { code: 'config', hint: 'name a linux-image package, or set kernel.file' });
+    await copyKernel(kernel, opts.dest);
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Follows `Depends: linux-image-*` from a metapackage to the package that ships the kernel. */
+export async function resolveImagePackage(pkg: string, signal?: AbortSignal): Promise<string> {
+  let current = pkg;
+  for (let hop = 0; hop < 4; hop++) {
+    const { stdout, code } = await exec('apt-cache', ['depends', current], { signal, nothrow: true });
+    if (code !== 0) throw new UserError(`unknown Debian package '${current}'`, { code: 'config', hint: 'check kernel.deb (apt-cache search linux-image)' });
+    const next = /^\s*Depends:\s*(linux-image-\S+)/m.exec(stdout)?.[1];
+    if (!next || next === current) return current;
+    current = next;
+  }
+  return current;
+}
+
+/** `dir/pattern` where the last path part may hold one `*`; the highest match by name. */
+async function findKernel(dir: string, pattern: string): Promise<string | undefined> {
+  const parts = pattern.split('/');
+  const last = parts.pop()!;
+  const folder = join(dir, ...parts);
+  const [pre, post] = last.includes('*') ? last.split('*', 2) : [last, undefined];
+  const names = await fs.readdir(folder).catch(() => [] as string[]);
+  const hits = names.filter((n) => (post === undefined ? n === pre : n.startsWith(pre) && n.endsWith(post))).sort();
+  return hits.length ? join(folder, hits[hits.length - 1]) : undefined;
+}

@@ -1,0 +1,95 @@
+// The VM process on its device: the files of a service's device dir, its pid (checked to really be this VM), and stopping it.
+import type { DeviceSession } from '../device/device.ts';
+import { shQuote } from '../device/shell.ts';
+import { Cancelled, UserError } from '../error.ts';
+import { tapName } from './start-script.ts';
+
+/** Files in `<root>/vm/<service>/`, by role. start.sh runs there. */
+export const VM_FILES = {
+  rootfs: 'rootfs.img',
+  data: 'data.img',
+  kernel: 'kernel',
+  secrets: 'secrets.env',
+  script: 'start.sh',
+  log: 'console.log',
+  pid: 'vm.pid',
+  socket: 'vm.sock',
+  /** The deploy output hash the running VM was started with. */
+  deployed: 'deployed',
+} as const;
+
+export type VmFile = keyof typeof VM_FILES;
+
+/** Absolute device path of one of a service's files. */
+export const vmPath = (session: DeviceSession, service: string, file: VmFile) => `${session.serviceDir(service)}/${VM_FILES[file]}`;
+
+/**
+ * Shell function `vm_alive PID`: true while PID runs *in this directory*. A pid file can outlive its VM and
+ * the pid be reused by anything; the process's cwd (start.sh runs in the service dir and execs the
+ * hypervisor) tells this VM apart from another service's and from an unrelated process. Zombies have no cwd.
+ */
+const ALIVE_FN = `vm_alive() { [ "$(readlink /proc/$1/cwd 2>/dev/null)" = "$(pwd -P)" ]; }
+vm_pid() { p=$(cat ${VM_FILES.pid} 2>/dev/null) || return 1; case $p in ''|*[!0-9]*) return 1 ;; esac; vm_alive "$p" && echo "$p"; }`;
+
+/** Runs `body` in the service's device dir with the helpers above; a missing dir prints nothing. */
+async function inDir(session: DeviceSession, service: string, body: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}) {
+  const dir = session.serviceDir(service);
+  return session.run(`cd ${shQuote(dir)} 2>/dev/null || exit 0\n${ALIVE_FN}\n${body}`, { ...opts, nothrow: true });
+}
+
+/** The pid of the service's running VM, or undefined when it is not running (or its pid file is stale). */
+export async function runningPid(session: DeviceSession, service: string, signal?: AbortSignal): Promise<number | undefined> {
+  const { stdout } = await inDir(session, service, 'vm_pid || true', { signal });
+  const pid = Number(stdout.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+export interface StopOptions {
+  /** Seconds between TERM and KILL (default 10). */
+  graceSeconds?: number;
+  signal?: AbortSignal;
+}
+
+export type StopOutcome = { state: 'not running' } | { state: 'stopped' | 'killed'; pid: number };
+
+/**
+ * TERM, then KILL after the grace period, in one device round trip (adb/ssh latency stays out of the
+ * loop). Idempotent: a VM that is not running is "not running". Removes vm.pid and vm.sock, keeps console.log.
+ * On crosvm devices it deletes this VM's TAP and nothing else: the bridge and NAT rules serve every VM.
+ */
+export async function stopVm(session: DeviceSession, service: string, opts: StopOptions = {}): Promise<StopOutcome> {
+  if (opts.signal?.aborted) throw new Cancelled();
+  const ticks = Math.max(1, Math.round((opts.graceSeconds ?? 10) * 5));
+  const tapCleanup = session.device.hypervisor === 'crosvm' ? `ip link del ${shQuote(tapName(service))} 2>/dev/null || true` : '';
+  const script = `pid=$(vm_pid) || pid=
+state=none
+if [ -n "$pid" ]; then
+  kill -TERM "$pid" 2>/dev/null || true
+  i=0
+  while vm_alive "$pid" && [ $i -lt ${ticks} ]; do sleep 0.2; i=$((i+1)); done
+  state=stopped
+  if vm_alive "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    state=killed
+    i=0
+    while vm_alive "$pid" && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+    if vm_alive "$pid"; then echo "alive $pid"; exit 0; fi
+  fi
+fi
+rm -f ${VM_FILES.pid} ${VM_FILES.socket}
+${tapCleanup}
+echo "$state $pid"`;
+  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: (opts.graceSeconds ?? 10) * 1000 + 30_000 });
+  const [state, pidText] = stdout.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });
+  if (state === 'stopped' || state === 'killed') return { state, pid };
+  if (state === 'none' || state === undefined || state === '') return { state: 'not running' };
+  throw new UserError(`${service}: could not stop the VM`, { details: stderr.trim().split('\n').slice(-10) });
+}
+
+/** The last `lines` lines of the service's console log ('' when there is none). */
+export async function consoleTail(session: DeviceSession, service: string, lines: number, signal?: AbortSignal): Promise<string> {
+  const { stdout } = await inDir(session, service, `[ -f ${VM_FILES.log} ] && tail -n ${Math.max(1, Math.floor(lines))} ${VM_FILES.log} || true`, { signal });
+  return stdout;
+}

@@ -1,0 +1,32 @@
+// Step `kernel`: the service's guest kernel (downloaded and checksum-verified, copied, or from a Debian package), or another service's.
+import { isAbsolute, join } from 'node:path';
+import type { Step } from '../lib/task.ts';
+import { fetchKernel, kernelKeyInput } from '../lib/vm/kernel.ts';
+
+export const kernel: Step = {
+  name: 'kernel',
+  kind: 'artifact',
+  version: 1,
+  summary: 'guest kernel image, checksum-verified',
+  deps: () => [],
+  // `{ from: 'sql' }` is sql's kernel task under a second name: fetched once, shared.
+  alias: ({ service }) => ('from' in service.kernel ? `${service.kernel.from}:kernel` : undefined),
+  async inputs({ service }) {
+    const source = service.kernel;
+    // A repo file is hashed by the engine like any input; an absolute one by content here (its path must not reach the key).
+    if ('path' in source && !isAbsolute(source.path)) return { config: { kernel: 'file' }, files: [{ file: source.path }] };
+    return { config: { kernel: await kernelKeyInput(source, '/') } };
+  },
+  outputs: () => ['kernel'],
+  async run(ctx) {
+    await fetchKernel(ctx.service.kernel, {
+      root: ctx.root,
+      dest: join(ctx.outDir, 'kernel'),
+      signal: ctx.signal,
+      progress: (done, total) => ctx.progress(done, total, 'kernel'),
+      log: ctx.log,
+    });
+  },
+};
+
+export default kernel;

@@ -1,0 +1,120 @@
+// The push steps: put one artifact (or the secrets file) into `<root>/vm/<svc>/` on the device, atomically, when it differs.
+import { posix } from 'node:path';
+import { UserError } from '../lib/error.ts';
+import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
+import type { RunContext, Step } from '../lib/task.ts';
+
+interface PushSpec {
+  /** Step name, e.g. `push-rootfs`. */
+  name: string;
+  summary: string;
+  /** File name on the device, and in the dependency's outputs. */
+  file: string;
+  /** The step (of the same service) whose output is pushed; none for secrets. */
+  from?: string;
+  /** Transfer only the data of a sparse file (the data disk). */
+  sparse?: boolean;
+  /** What the device must hold and how to put it there; defaults to "the dependency's file, by manifest". */
+  check?(ctx: RunContext, path: string): Promise<true | string>;
+  run?(ctx: RunContext, path: string): Promise<void>;
+}
+
+const depId = (ctx: { service: { name: string } }, step: string) => `${ctx.service.name}:${step}`;
+const devicePath = async (ctx: RunContext, file: string) => posix.join((await ctx.device()).serviceDir(ctx.service.name), file);
+const short = (sha: string | undefined) => (sha ? sha.slice(0, 12) : 'none');
+
+/** The one push step: every variant differs only in its spec. */
+function pushStep(spec: PushSpec): Step {
+  return {
+    name: spec.name,
+    kind: 'effect',
+    version: 1,
+    summary: spec.summary,
+    usesDevice: true,
+    deps: (ctx) => (spec.from ? [depId(ctx, spec.from)] : []),
+    async check(ctx) {
+      const path = await devicePath(ctx, spec.file);
+      return (spec.check ?? checkByManifest(spec))(ctx, path);
+    },
+    async run(ctx) {
+      const path = await devicePath(ctx, spec.file);
+      await (spec.run ?? pushArtifact(spec))(ctx, path);
+    },
+  };
+}
+
+/** Up to date when the manifest records the dependency's exact content and the file is there (re-hashed with --verify). */
+function checkByManifest(spec: PushSpec) {
+  return async (ctx: RunContext, path: string): Promise<true | string> => {
+    const want = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
+    if (!want) throw new Error(`${spec.from} has no output named ${spec.file}`);
+    const dev = await ctx.device();
+    const have = (await dev.manifest(ctx.service.name)).files[spec.file];
+    if (!have) return `${spec.file} was never pushed`;
+    if (have.sha256 !== want.sha256 || have.size !== want.size) return `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
+    if (!(await dev.exists(path))) return `${spec.file} is missing on the device`;
+    if (ctx.flags.verify) {
+      const actual = await dev.sha256(path);
+      if (actual !== want.sha256) return `${spec.file} on the device hashes to ${short(actual)}, not ${short(want.sha256)} (--verify)`;
+    }
+    return true;
+  };
+}
+
+/** Uploads the dependency's file atomically and records it in the device manifest. */
+function pushArtifact(spec: PushSpec) {
+  return async (ctx: RunContext, path: string): Promise<void> => {
+    const out = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
+    const dev = await ctx.device();
+    const { bytes } = await dev.push(out.path, path, { signal: ctx.signal, sparse: spec.sparse, progress: (done, total) => ctx.progress(done, total, spec.file) });
+    await dev.recordPush(ctx.service.name, spec.file, { sha256: out.sha256, size: out.size });
+    ctx.log(`pushed ${spec.file} (${bytes} bytes sent)`);
+  };
+}
+
+export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device', file: 'rootfs.img', from: 'rootfs' });
+export const pushKernel = pushStep({ name: 'push-kernel', summary: 'kernel on the device', file: 'kernel', from: 'kernel' });
+export const pushStartScript = pushStep({ name: 'push-start-script', summary: 'start.sh on the device', file: 'start.sh', from: 'start-script' });
+
+/** data.img is user data: pushed when the device has none, replaced only with --fresh-data and a confirmation. */
+const dataDisk: PushSpec = {
+  name: 'push-data-disk',
+  summary: 'data.img on the device (only if absent; --fresh-data replaces it)',
+  file: 'data.img',
+  from: 'data-disk',
+  sparse: true,
+  async check(ctx, path) {
+    if (!(await (await ctx.device()).exists(path))) return 'data.img is not on the device yet';
+    return ctx.flags.freshData ? '--fresh-data: replace data.img on the device' : true;
+  },
+  async run(ctx, path) {
+    // Guard here too, not only in check: --force skips checks, and must never cost user data.
+    if (await (await ctx.device()).exists(path)) {
+      if (!ctx.flags.freshData) return ctx.log('keeping the existing data.img on the device (use --fresh-data to replace it)');
+      const question = `Replace data.img of ${ctx.service.displayName} on the device? Everything stored in it is lost.`;
+      if (!(await ctx.confirm(question))) throw new UserError(`data.img of ${ctx.service.name} was not replaced (not confirmed)`, { hint: 'answer yes, or pass --yes with --fresh-data' });
+    }
+    await pushArtifact(dataDisk)(ctx, path);
+  },
+};
+export const pushDataDisk = pushStep(dataDisk);
+
+/** The declared `.env` keys as a 0600 file. Compared by content in memory: no hash of a secret is stored anywhere. */
+export const pushSecrets = pushStep({
+  name: 'push-secrets',
+  summary: `${SECRETS_FILE} (the service's declared .env keys, mode 0600) on the device`,
+  file: SECRETS_FILE,
+  async check(ctx, path) {
+    const dev = await ctx.device();
+    const have = await dev.readFile(path);
+    if (!have) return `${SECRETS_FILE} is not on the device`;
+    if (!have.equals(renderSecretsFile(await ctx.secrets()))) return `${SECRETS_FILE} differs from .env`;
+    const mode = await dev.mode(path);
+    return mode === 0o600 ? true : `${SECRETS_FILE} has mode ${mode?.toString(8)}, not 600`;
+  },
+  async run(ctx, path) {
+    const content = renderSecretsFile(await ctx.secrets());
+    await (await ctx.device()).writeFile(path, content, 0o600);
+    ctx.progress(content.length, content.length, SECRETS_FILE);
+  },
+});
