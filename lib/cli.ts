@@ -38,7 +38,15 @@ const RUN_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export async function main(argv: string[]): Promise<number> {
+export interface MainOptions {
+  /** Step registry to use instead of tasks/ (for embedding sovereign and for benchmarks). */
+  steps?: Steps;
+}
+
+let stepsOverride: Steps | undefined;
+
+export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
+  stepsOverride = opts.steps;
   const [command, ...rest] = argv;
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -89,7 +97,7 @@ const hintFor = (word: string, names: string[]) => {
 async function context(): Promise<{ root: string; config: Config; steps: Steps }> {
   const root = await findRoot(process.cwd());
   if (!root) throw new UserError('no sovereign.config.ts here or in any parent folder', { code: 'config', hint: 'cd into your sovereign repo' });
-  const [config, { steps }] = await Promise.all([loadConfig(root), import('../tasks/index.ts')]);
+  const [config, steps] = await Promise.all([loadConfig(root), stepsOverride ?? import('../tasks/index.ts').then((m) => m.steps)]);
   return { root, config, steps };
 }
 

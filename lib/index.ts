@@ -2,3 +2,6 @@
 export { defineConfig } from './config.ts';
 export type { ConfigInput, ServiceInput, DeviceInput, KernelSource } from './config.ts';
 export { main } from './cli.ts';
+export type { MainOptions } from './cli.ts';
+export { run } from './engine.ts';
+export type { Step, StepKind, RunContext, PlanContext, KeyInputs } from './task.ts';

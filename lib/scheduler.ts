@@ -25,9 +25,26 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
   const dependents = new Map<string, string[]>();
   for (const n of g.nodes.values()) {
     waiting.set(n.id, n.deps.length);
-    for (const d of n.deps) dependents.set(d, [...(dependents.get(d) ?? []), n.id]);
+    for (const d of n.deps) {
+      const list = dependents.get(d);
+      if (list) list.push(n.id); else dependents.set(d, [n.id]);
+    }
   }
-  const ready = [...g.nodes.values()].filter((n) => n.deps.length === 0).map((n) => n.id);
+  // Ready tasks: those needing no resource, and one queue per resource (so picking stays O(1) in graph size).
+  const ready: string[] = [];
+  const readyFor = new Map<string, string[]>();
+  const enqueue = (id: string) => {
+    const r = opts.resource(id);
+    if (!r) return ready.push(id);
+    const q = readyFor.get(r);
+    if (q) q.push(id); else readyFor.set(r, [id]);
+  };
+  const next = (): string | undefined => {
+    for (const [r, q] of readyFor) if (q.length && !held.has(r)) return q.pop();
+    return ready.pop();
+  };
+  const readyCount = () => ready.length + [...readyFor.values()].reduce((s, q) => s + q.length, 0);
+  for (const n of g.nodes.values()) if (n.deps.length === 0) enqueue(n.id);
   const held = new Set<string>();
   const result: ScheduleResult = { failed: [], blocked: [], cancelled: [] };
   const inner = new AbortController();
@@ -51,9 +68,8 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
     const pump = () => {
       if (stopping && running === 0) return finish();
       while (!stopping && running < opts.concurrency) {
-        const i = ready.findIndex((id) => { const r = opts.resource(id); return !r || !held.has(r); });
-        if (i < 0) break;
-        const [id] = ready.splice(i, 1);
+        const id = next();
+        if (id === undefined) break;
         const res = opts.resource(id);
         if (res) held.add(res);
         running++;
@@ -63,7 +79,7 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
               const left = (waiting.get(d) ?? 0) - 1;
               if (waiting.get(d) === -1) continue;
               waiting.set(d, left);
-              if (left === 0) ready.push(d);
+              if (left === 0) enqueue(d);
             }
           },
           (e) => {
@@ -82,7 +98,7 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
           pump();
         });
       }
-      if (running === 0 && (stopping || finished === g.nodes.size || ready.length === 0)) finish();
+      if (running === 0 && (stopping || finished === g.nodes.size || readyCount() === 0)) finish();
     };
     const finish = () => {
       opts.signal.removeEventListener('abort', onAbort);

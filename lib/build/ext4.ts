@@ -50,7 +50,8 @@ export async function e2fsEnv(workDir: string, epoch?: number): Promise<NodeJS.P
 /** A sparse file of `size` bytes (no blocks allocated). */
 export async function sparseFile(path: string, size: number): Promise<void> {
   const h = await fs.open(path, 'w', 0o644);
-  try { await h.truncate(size); } finally { await h.close(); }
+  // An explicit mode: the output's mode is part of its hash, so the umask must not change it.
+  try { await h.truncate(size); await h.chmod(0o644); } finally { await h.close(); }
 }
 
 export interface DataDiskOptions {

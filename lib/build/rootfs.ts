@@ -71,6 +71,7 @@ async function extract(tarFile: string, root: string): Promise<{ meta: Map<strin
   await fs.mkdir(root);
   const meta = new Map<string, Meta>();
   const devices: DeviceNode[] = [];
+  const links: Array<{ path: string; target: string }> = [];
   const problems: string[] = [];
   await tar.x({
     file: tarFile,
@@ -84,14 +85,28 @@ async function extract(tarFile: string, root: string): Promise<{ meta: Map<strin
       const m = { uid: e.uid ?? 0, gid: e.gid ?? 0, perm: (e.mode ?? 0o644) & 0o7777 };
       const type = e.type === 'CharacterDevice' ? 'c' : e.type === 'BlockDevice' ? 'b' : e.type === 'FIFO' ? 'p' : undefined;
       if (type) { devices.push({ ...m, path, type, major: e.header.devmaj ?? 0, minor: e.header.devmin ?? 0 }); return false; }
-      if (path) meta.set(path, m); else meta.set('', m);
+      meta.set(path, m);
+      // node-tar would strip the leading / of absolute targets (/etc/alternatives/…): symlinks are made by us.
+      if (e.type === 'SymbolicLink') { links.push({ path, target: e.linkpath ?? '' }); return false; }
       // Staged copies must stay readable by us for mkfs (e.g. a 0000 file); the real mode is applied later.
       if (e.mode !== undefined) e.mode |= 0o600;
       return true;
     },
   });
+  for (const l of links) await symlinkIn(root, l.path, l.target).catch((e: Error) => problems.push(`${l.path}: ${e.message}`));
   if (problems.length) throw new UserError(`could not unpack the image tar ${tarFile}`, { details: problems.slice(0, 10) });
   return { meta, devices };
+}
+
+/** Creates a symlink with its target verbatim; refuses to pass through a staged symlink (it could point outside root). */
+async function symlinkIn(root: string, path: string, target: string): Promise<void> {
+  const parts = path.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const st = await fs.lstat(join(root, ...parts.slice(0, i))).catch(() => undefined);
+    if (!st) { await fs.mkdir(join(root, ...parts.slice(0, i))); continue; }
+    if (!st.isDirectory()) throw new Error(`parent ${parts.slice(0, i).join('/')} is not a directory`);
+  }
+  await fs.symlink(target, join(root, path));
 }
 
 /** `./usr/bin/` -> `usr/bin`; undefined for paths that would leave the root. */

@@ -259,8 +259,8 @@ export class RemoteStore implements Store {
       this.noWrites = true;
       return;
     }
-    if (false) return;
-    this.down = false;
+    if (this.down) return;
+    this.down = true;
     const tries = f.kind === 'transient' ? ` after ${attempts} attempt${attempts > 1 ? 's' : ''}` : '';
     this.opts.onWarning(`remote cache ${where} failed (${what}: ${f.message})${tries}; using the local cache only for the rest of this run`);
   }

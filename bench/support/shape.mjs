@@ -1,0 +1,41 @@
+// Synthetic steps with the lifecycle's task shape (base, image, rootfs, data-disk, shared kernel, start-script,
+// pushes, chmod, deploy) but cheap work, so the no-op benchmark measures the engine, not docker.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+
+const artifact = (name, deps, inputs, out) => ({
+  name, kind: 'artifact', version: 1, summary: name, deps, inputs, outputs: () => [out],
+  async run(ctx) { await fs.writeFile(join(ctx.outDir, out), `${ctx.task} ${ctx.key}`); },
+});
+const first = (ctx) => [...ctx.config.services.keys()][0];
+const manifest = (ctx) => join(ctx.root, '.sovereign', 'bench-device', ctx.service.name, 'manifest.json');
+
+function pushStep(file, depStep) {
+  const depOf = (ctx) => (depStep === 'kernel' && ctx.service.kernel.from ? `${ctx.service.kernel.from}:kernel` : `${ctx.service.name}:${depStep}`);
+  return {
+    name: `push-${depStep}`, kind: 'effect', version: 1, summary: 'push', usesDevice: true,
+    deps: (ctx) => [depOf(ctx)],
+    async check(ctx) {
+      const m = JSON.parse(await fs.readFile(manifest(ctx), 'utf8').catch(() => '{}'));
+      return m[file] === ctx.dep(depOf(ctx)).outputHash ? true : 'not on the device';
+    },
+    async run(ctx) {
+      const m = JSON.parse(await fs.readFile(manifest(ctx), 'utf8').catch(() => '{}'));
+      m[file] = ctx.dep(depOf(ctx)).outputHash;
+      await fs.mkdir(join(manifest(ctx), '..'), { recursive: true });
+      await fs.writeFile(manifest(ctx), JSON.stringify(m));
+    },
+  };
+}
+
+export const steps = new Map([
+  artifact('base', () => [], (ctx) => ({ config: { suite: 'bookworm' } }), 'base.id'),
+  { ...artifact('image', (ctx) => [`${first(ctx)}:base`], (ctx) => ({ files: [{ dir: ctx.service.dir }], config: { buildArgs: ctx.service.buildArgs } }), 'image.id') },
+  artifact('rootfs', (ctx) => [`${ctx.service.name}:image`], (ctx) => ({ files: [{ file: `${ctx.service.dir}/init.sh` }], config: { size: ctx.service.rootfsSize } }), 'rootfs.img'),
+  { ...artifact('kernel', () => [], (ctx) => ({ config: ctx.service.kernel }), 'kernel'), alias: (ctx) => (ctx.service.kernel.from ? `${ctx.service.kernel.from}:kernel` : undefined) },
+  artifact('start-script', () => [], (ctx) => ({ config: { memory: ctx.service.memory, ports: ctx.service.ports } }), 'start.sh'),
+  pushStep('rootfs.img', 'rootfs'),
+  pushStep('kernel', 'kernel'),
+  pushStep('start.sh', 'start-script'),
+  { name: 'deploy', kind: 'aggregate', version: 1, summary: 'deploy', deps: (ctx) => ['push-rootfs', 'push-kernel', 'push-start-script'].map((s) => `${ctx.service.name}:${s}`) },
+].map((s) => [s.name, s]));

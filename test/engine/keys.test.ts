@@ -1,0 +1,101 @@
+// Keys: each declared input changes the key; unrelated edits (another service's config) do not.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, promises as fs, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keyOf, keyParts, diffParts } from '../../lib/key.ts';
+import { StatCache } from '../../lib/hash.ts';
+import { resolveConfig } from '../../lib/config.ts';
+import type { KeyInputs } from '../../lib/task.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'sovereign-keys-'));
+mkdirSync(join(root, 'vm/x'), { recursive: true });
+writeFileSync(join(root, 'vm/x/init.sh'), 'echo hi\n');
+writeFileSync(join(root, 'vm/x/Dockerfile'), 'FROM scratch\n');
+writeFileSync(join(root, 'vm/x/.dockerignore'), 'notes.txt\n');
+writeFileSync(join(root, 'vm/x/notes.txt'), 'ignored\n');
+
+const src = () => ({ root, stat: new StatCache(), toolMemo: {} });
+const task = { stepName: 'rootfs', version: 1, kind: 'artifact' };
+const inputs = (): KeyInputs => ({ config: { size: 512 }, files: [{ file: 'vm/x/init.sh' }, { dir: 'vm/x', ignoreFile: '.dockerignore' }] });
+const key = async (i: KeyInputs = inputs(), deps: Record<string, string> = { 'x:image': 'aaa' }, t = task) => keyOf(await keyParts(t, i, deps, src()));
+
+test('same inputs, same key; stable across calls', async () => {
+  assert.is(await key(), await key());
+});
+
+test('each declared input changes the key', async () => {
+  const base = await key();
+  assert.is.not(await key({ ...inputs(), config: { size: 1024 } }), base, 'config field');
+  assert.is.not(await key(inputs(), { 'x:image': 'bbb' }), base, 'dependency output hash');
+  assert.is.not(await key(inputs(), undefined, { ...task, version: 2 }), base, 'step version');
+  await fs.writeFile(join(root, 'vm/x/init.sh'), 'echo changed\n');
+  assert.is.not(await key(), base, 'input file');
+  await fs.writeFile(join(root, 'vm/x/init.sh'), 'echo hi\n');
+  assert.is(await key(), base, 'back to the same content, back to the same key');
+  await fs.writeFile(join(root, 'vm/x/Dockerfile'), 'FROM scratch\nRUN true\n');
+  assert.is.not(await key(), base, 'build context file');
+  await fs.writeFile(join(root, 'vm/x/Dockerfile'), 'FROM scratch\n');
+});
+
+test('files excluded by .dockerignore do not change the key', async () => {
+  const base = await key();
+  await fs.writeFile(join(root, 'vm/x/notes.txt'), 'edited\n');
+  assert.is(await key(), base);
+});
+
+test('tool identity is part of the key when declared', async () => {
+  const parts = await keyParts(task, { ...inputs(), tools: ['mke2fs'] }, {}, src());
+  assert.ok(parts['tool:mke2fs'] && parts['tool:mke2fs'] !== 'missing', parts['tool:mke2fs']);
+});
+
+test('keys hold no absolute paths: another checkout gives the same key', async () => {
+  const other = mkdtempSync(join(tmpdir(), 'sovereign-keys-other-'));
+  await fs.cp(join(root, 'vm'), join(other, 'vm'), { recursive: true });
+  const a = keyOf(await keyParts(task, inputs(), {}, src()));
+  const b = keyOf(await keyParts(task, inputs(), {}, { root: other, stat: new StatCache(), toolMemo: {} }));
+  assert.is(a, b);
+  await fs.rm(other, { recursive: true });
+});
+
+test('diffParts names what changed', async () => {
+  const a = await keyParts(task, inputs(), { 'x:image': '1' }, src());
+  const b = await keyParts(task, { ...inputs(), config: { size: 2 } }, { 'x:image': '2' }, src());
+  assert.equal(diffParts(a, b).sort(), ['config', 'dep:x:image']);
+});
+
+test('editing vault\'s config entry changes no key of sql (real steps and config)', async () => {
+  const { steps } = await import('../../tasks/index.ts');
+  const { default: raw } = await loadRealConfig();
+  const before = resolveConfig(raw, 'sovereign.config.ts');
+  const edited = structuredClone(raw) as { services: Record<string, Record<string, unknown>> };
+  edited.services.vault.memory = 2048;
+  edited.services.vault.displayName = 'Vault (edited)';
+  const after = resolveConfig(edited, 'sovereign.config.ts');
+  assert.ok(before.ok && after.ok);
+  if (!before.ok || !after.ok) return;
+  const repo = join(import.meta.dirname, '..', '..');
+  for (const [name, step] of steps) {
+    if (!step.inputs) continue;
+    const device = before.value.devices.get('local')!;
+    const i1 = await step.inputs({ service: before.value.services.get('sql')!, config: before.value, device });
+    const i2 = await step.inputs({ service: after.value.services.get('sql')!, config: after.value, device });
+    const k1 = keyOf(await keyParts({ stepName: name, version: step.version, kind: step.kind, device }, i1, {}, { root: repo, stat: new StatCache(), toolMemo: {} }));
+    const k2 = keyOf(await keyParts({ stepName: name, version: step.version, kind: step.kind, device }, i2, {}, { root: repo, stat: new StatCache(), toolMemo: {} }));
+    assert.is(k1, k2, `sql:${name}`);
+  }
+});
+
+async function loadRealConfig(): Promise<{ default: unknown }> {
+  // The real sovereign.config.ts, transpiled the way the CLI does it.
+  const { transform } = await import('esbuild');
+  const src = await fs.readFile(join(import.meta.dirname, '..', '..', 'sovereign.config.ts'), 'utf8');
+  const out = await transform(src.replace(/from 'sovereign'/, "from '../../lib/config.ts'"), { loader: 'ts', format: 'esm' });
+  const file = join(import.meta.dirname, `.config-${process.pid}.mts`);
+  await fs.writeFile(file, out.code);
+  try { return await import(file); } finally { await fs.rm(file); }
+}
+
+test.after(() => fs.rm(root, { recursive: true, force: true }));
+test.run();
