@@ -86,7 +86,9 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       mode: req.remoteCache,
       onWarning: (message) => { if (!warned.has(message)) { warned.add(message); req.emit({ type: 'warning', message }); } },
     });
+    const workers = Math.max(1, req.concurrency ?? cpus().length);
     const rebuilder = new Rebuilder(graph, {
+      concurrency: workers,
       root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit: req.emit,
       openDevice: () => (session ??= import('./device/session.ts').then((m) => m.openSession(device, req.root))),
       secrets: async (svc) => (await import('./secrets.ts')).secretsFor(req.config.services.get(svc)!, req.root),
@@ -94,7 +96,8 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     });
     req.emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });
     const result = await schedule(graph, {
-      concurrency: Math.max(1, req.concurrency ?? cpus().length),
+      // Checking keys and records is I/O-bound: many at once. Doing work is limited by the rebuilder's slots.
+      concurrency: Math.max(32, workers * 4),
       keepGoing: req.keepGoing,
       signal: req.signal,
       resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? `device:${device.name}` : undefined),

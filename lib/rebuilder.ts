@@ -39,6 +39,8 @@ export interface RebuilderOptions {
   openDevice(): Promise<DeviceSession>;
   secrets(service: string): Promise<Record<string, string>>;
   confirm(question: string): Promise<boolean>;
+  /** How many steps may do work (run or restore) at once; checking keys and records is not limited by it. */
+  concurrency: number;
 }
 
 interface TaskResult {
@@ -62,8 +64,10 @@ export class Rebuilder {
   private readonly wanted = new Set<string>();
   /** Key parts of every task whose key was computed in this run (for `why`). */
   readonly parts = new Map<string, KeyParts>();
+  private readonly slots: Semaphore;
 
   constructor(private readonly g: TaskGraph, private readonly o: RebuilderOptions) {
+    this.slots = new Semaphore(o.concurrency);
     const want = (id: string) => {
       if (this.wanted.has(id)) return;
       this.wanted.add(id);
@@ -171,6 +175,10 @@ export class Rebuilder {
 
   /** Runs an artifact step into a temp dir, stores its outputs, then moves them into place. */
   private async run(node: TaskNode, key: string, reason: string, signal: AbortSignal): Promise<TaskResult> {
+    return this.slots.with(() => this.runNow(node, key, reason, signal));
+  }
+
+  private async runNow(node: TaskNode, key: string, reason: string, signal: AbortSignal): Promise<TaskResult> {
     this.o.emit({ type: 'start', task: node.id, reason });
     const started = Date.now();
     const tmp = await this.tmpDir();
@@ -254,7 +262,7 @@ export class Rebuilder {
       const dest = join(outDir(this.o.root, node.service.name), f.name);
       if ((await this.o.stat.hashFile(dest)) === f.sha256) continue;
       this.o.emit({ type: 'log', task: id, line: `restoring ${f.name} (${f.size} bytes) from the ${this.o.store.name} cache` });
-      ok = await this.o.store.fetchBlob(f.sha256, f.size, dest, (d, t) => this.o.emit({ type: 'progress', task: id, done: d, total: t, label: `restoring ${f.name}` }));
+      ok = await this.slots.with(() => this.o.store.fetchBlob(f.sha256, f.size, dest, (d, t) => this.o.emit({ type: 'progress', task: id, done: d, total: t, label: `restoring ${f.name}` })));
       if (!ok) break;
       await fs.chmod(dest, f.mode);
       await this.o.stat.remember(dest, f.sha256);
@@ -297,7 +305,7 @@ export class Rebuilder {
     this.o.emit({ type: 'start', task: node.id, reason: present ? 'replacing (--fresh-data)' : 'does not exist yet' });
     const tmp = await this.tmpDir();
     try {
-      await node.step.run!(this.context(node, key, tmp, dir, signal));
+      await this.slots.with(() => node.step.run!(this.context(node, key, tmp, dir, signal)));
       if (signal.aborted) throw new Cancelled();
       await fs.mkdir(dir, { recursive: true });
       for (const n of names) {
@@ -330,7 +338,7 @@ export class Rebuilder {
     if (this.o.dryRun) return done('would-run', reason);
     await this.materialiseDeps(node, signal);
     this.o.emit({ type: 'start', task: node.id, reason });
-    await node.step.run?.(ctx);
+    await this.slots.with(async () => node.step.run?.(ctx));
     if (signal.aborted) throw new Cancelled();
     if (node.step.kind === 'effect') this.remember(node, key, parts, key);
     done('ran', reason);
@@ -368,5 +376,22 @@ export class Rebuilder {
       secrets: () => o.secrets(node.service.name),
       confirm: (q) => o.confirm(q),
     };
+  }
+}
+
+/** Counts how many steps work at once. */
+class Semaphore {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) { this.free = n; }
+  async with<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(); else this.free++;
+    }
   }
 }

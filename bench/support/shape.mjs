@@ -7,7 +7,11 @@ const artifact = (name, deps, inputs, out) => ({
   name, kind: 'artifact', version: 1, summary: name, deps, inputs, outputs: () => [out],
   async run(ctx) { await fs.writeFile(join(ctx.outDir, out), `${ctx.task} ${ctx.key}`); },
 });
-const first = (ctx) => [...ctx.config.services.keys()][0];
+const firstOf = new WeakMap();
+const first = (ctx) => {
+  if (!firstOf.has(ctx.config)) firstOf.set(ctx.config, ctx.config.services.keys().next().value);
+  return firstOf.get(ctx.config);
+};
 const manifest = (ctx) => join(ctx.root, '.sovereign', 'bench-device', ctx.service.name, 'manifest.json');
 
 function pushStep(file, depStep) {

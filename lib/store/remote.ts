@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import type { RemoteCacheInput } from '../config.ts';
 import { parseSize } from '../config.ts';
 import { tmpName } from '../fsutil.ts';
+import { gzipBlocks } from './gzip-blocks.ts';
 import { parseRecord } from './record.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
@@ -36,7 +37,7 @@ export interface RemoteStoreOptions {
   retryDelayMs?: number;
   /** Where compressed uploads are staged (they must be complete to be signed and sized). Default os.tmpdir(). */
   tmpDir?: string;
-  /** gzip level 1–9. Default 1: disk images are large and the network is usually faster than level 9. */
+  /** gzip level 1–9 for blocks that compress (others are stored). Default 1: images are large, level 9 is rarely worth its time. */
   compressionLevel?: number;
   /** Every problem ends here, as one line; the store then answers "miss". */
   onWarning: (message: string) => void;
@@ -155,7 +156,7 @@ export class RemoteStore implements Store {
       },
     });
     try {
-      await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), createGzip({ level: this.opts.compressionLevel ?? 1 }), count, createWriteStream(file));
+      await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), gzipBlocks({ level: this.opts.compressionLevel ?? 1 }), count, createWriteStream(file));
     } catch (e) {
       return e instanceof Failure ? e.message : `cannot read ${path}: ${(e as Error).message}`;
     }
@@ -180,7 +181,7 @@ export class RemoteStore implements Store {
       },
     });
     try {
-      await pipeline(res, signed, createGunzip(), hashed, createWriteStream(tmp));
+      await pipeline(res, signed, createGunzip({ chunkSize: 256 * 1024 }), hashed, createWriteStream(tmp));
     } catch (e) {
       if (e instanceof Failure) return e.message;
       if ((e as NodeJS.ErrnoException).code?.startsWith('Z_')) return `not a gzip stream (${(e as Error).message})`;

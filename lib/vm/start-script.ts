@@ -83,7 +83,7 @@ export function kernelCmdline(p: StartScriptParams): string {
 const header = (p: StartScriptParams, what: string) => `#!/bin/sh
 # start.sh for ${p.name} (${what}), rendered by sovereign: edit the config, not this file.
 # Runs in the service's device dir (rootfs.img, data.img, kernel, secrets.env, start.sh); execs the
-# hypervisor, so the pid the caller records is the VM's. Reads no .env and puts no secret on a command line.
+# hypervisor, so the pid the caller records is the VM's. Sources no env file; puts no secret on a command line.
 set -eu
 cd "$(dirname "$0")"
 `;

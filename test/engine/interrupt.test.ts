@@ -53,12 +53,12 @@ test('SIGTERM stops the run: exit 130, task cancelled, nothing recorded', async 
 });
 
 test('a second run on the same repo waits for the lock, or says clearly that one is running', async () => {
-  const first = child(['a:slow'], { SLOW_MS: '3000' });
+  const first = child(['a:slow'], { SLOW_MS: '8000' });
   await waitFor(join(p.root, 'slow.started'));
   const impatient = await child(['b:gen']).done;
   assert.is(impatient.code, 5);
   assert.match(impatient.err, /another sovereign run is in progress in this repo \(pid \d+/);
-  const patient = child(['b:gen'], { WAIT_MS: '30000' });
+  const patient = child(['b:gen'], { WAIT_MS: '60000' });
   const r2 = await patient.done;
   assert.is(r2.code, 0, r2.err);
   assert.ok(r2.out.includes('waiting for another run to finish'));

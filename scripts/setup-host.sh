@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system tools sovereign drives (Debian/Ubuntu), and starts a docker daemon if none answers.
+# Usage: sudo scripts/setup-host.sh [--no-daemon]
+set -euo pipefail
+packages=(
+  docker.io                      # image builds (docker build / create / export)
+  e2fsprogs                      # mkfs.ext4 -d and debugfs: rootfs and data disks without root or mount
+  debootstrap                    # base images without any registry
+  qemu-system-x86 qemu-utils     # the local device's hypervisor (TCG when KVM does not work)
+  openssh-client openssh-server rsync  # ssh devices (the server only for the tests' device host)
+  adb                            # Android devices
+  busybox-static                 # tiny test images
+  iproute2 curl ca-certificates
+)
+if [ "$(id -u)" != 0 ]; then echo "setup-host.sh: run as root (sudo $0)" >&2; exit 1; fi
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" != "--no-daemon" ] && ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && systemctl start docker 2>/dev/null; then :; else
+    echo "starting dockerd (log: /var/log/sovereign-dockerd.log)"
+    nohup dockerd --storage-driver=overlay2 >/var/log/sovereign-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 50); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start: see /var/log/sovereign-dockerd.log" >&2; exit 1; }
+fi
+echo "host ready"

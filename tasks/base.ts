@@ -1,0 +1,30 @@
+// Step `base`: the service's base image (debootstrap + import, no registry), or another service's under a second name.
+import type { PlanContext, Step } from '../lib/task.ts';
+import { buildBase } from '../lib/build/base.ts';
+import { checkDaemon, imageExists } from '../lib/build/builder.ts';
+
+const debootstrapOf = ({ service }: Pick<PlanContext, 'service'>) => (service.base && 'debootstrap' in service.base ? service.base.debootstrap : undefined);
+
+export const step: Step = {
+  name: 'base',
+  kind: 'artifact',
+  version: 1,
+  summary: 'base image from debootstrap, imported into the image builder',
+  deps: () => [],
+  alias: ({ service }) => (service.base && 'from' in service.base ? `${service.base.from}:base` : undefined),
+  // debootstrap output follows the mirror, not just these fields; the key says "this recipe", the image id is the output.
+  inputs: (ctx) => ({ config: { debootstrap: debootstrapOf(ctx) ?? null, builder: ctx.config.builder }, tools: ['debootstrap', ctx.config.builder] }),
+  present: async ({ config }, value) => typeof value !== 'string' || (await imageExists(config.builder, value).catch(() => false)),
+  async run(ctx) {
+    const spec = debootstrapOf(ctx);
+    if (!spec) { ctx.log(`${ctx.service.name} has no base configured`); return { value: null }; }
+    await checkDaemon(ctx.config.builder);
+    const id = await buildBase({
+      kind: ctx.config.builder, suite: spec.suite, variant: spec.variant, include: spec.include,
+      tag: `sovereign-base-${ctx.service.name}:${ctx.key.slice(0, 12)}`, workDir: ctx.outDir, signal: ctx.signal, onLine: ctx.log,
+    });
+    return { value: id };
+  },
+};
+
+export default step;

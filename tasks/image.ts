@@ -1,0 +1,57 @@
+// Step `image`: docker/podman build of vm/<service>/Dockerfile, on top of the base image when there is one.
+import { join } from 'node:path';
+import type { Device } from '../lib/config.ts';
+import type { PlanContext, RunContext, Step } from '../lib/task.ts';
+import { UserError } from '../lib/error.ts';
+import { exists } from '../lib/fsutil.ts';
+import { buildImage, checkDaemon, imageExists } from '../lib/build/builder.ts';
+
+/** The build platform: the service's own, else the device's architecture (an arm64 phone gets arm64 images). */
+export function platformOf(service: PlanContext['service'], device: Device): string {
+  return service.platform ?? (device.arch === 'aarch64' ? 'linux/arm64' : 'linux/amd64');
+}
+
+/** RunContext.device() shadows PlanContext.device; the Device is behind the session at run time. */
+async function deviceOf(ctx: RunContext): Promise<Device> {
+  const d = ctx.device as unknown as Device | (() => Promise<{ device: Device }>);
+  return typeof d === 'function' ? (await d()).device : d;
+}
+
+export const step: Step = {
+  name: 'image',
+  kind: 'artifact',
+  version: 1,
+  summary: 'container image built from the service Dockerfile',
+  deps: ({ service }) => (service.base ? [`${service.name}:base`] : []),
+  inputs: ({ service, config, device }) => ({
+    // dir: where the Dockerfile is; buildArgs and platform change what is built; the builder is a tool.
+    config: { dir: service.dir, buildArgs: service.buildArgs, platform: platformOf(service, device), builder: config.builder },
+    files: [{ dir: service.dir, ignoreFile: '.dockerignore' }],
+    tools: [config.builder],
+  }),
+  present: async ({ config }, value) => typeof value === 'string' && (await imageExists(config.builder, value).catch(() => false)),
+  async run(ctx) {
+    const { service, config } = ctx;
+    const dockerfile = join(ctx.root, service.dir, 'Dockerfile');
+    if (!(await exists(dockerfile))) throw new UserError(`${service.dir}/Dockerfile not found`, { hint: `create it, or set services.${service.name}.dir to the folder that has one` });
+    await checkDaemon(config.builder);
+    const buildArgs = { ...service.buildArgs };
+    if (service.base) buildArgs.BASE_IMAGE = await baseImage(ctx);
+    const id = await buildImage({
+      kind: config.builder, dockerfile, context: join(ctx.root, service.dir), buildArgs, platform: platformOf(service, await deviceOf(ctx)),
+      tag: `sovereign-${service.name}:${ctx.key.slice(0, 12)}`, signal: ctx.signal, onLine: ctx.log,
+    });
+    return { value: id };
+  },
+};
+
+async function baseImage(ctx: RunContext): Promise<string> {
+  const base = ctx.dep(`${ctx.service.name}:base`).value;
+  if (typeof base !== 'string' || !base) throw new UserError(`${ctx.service.name}:base produced no image`, { hint: `check services.${ctx.service.name}.base in sovereign.config.ts` });
+  if (!(await imageExists(ctx.config.builder, base))) {
+    throw new UserError(`base image ${base.slice(0, 19)} of ${ctx.service.name} is not in the ${ctx.config.builder} daemon`, { hint: `rebuild it: sovereign run ${ctx.service.name}:base --force` });
+  }
+  return base;
+}
+
+export default step;

@@ -1,0 +1,44 @@
+// Step `rootfs`: rootfs.img from the service's image, with init.sh at /sbin/init; no root, no mount, reproducible.
+import { join } from 'node:path';
+import type { Step } from '../lib/task.ts';
+import { UserError } from '../lib/error.ts';
+import { exportImage, imageExists } from '../lib/build/builder.ts';
+import { buildRootfs } from '../lib/build/rootfs.ts';
+
+/** Shared shell functions every init.sh sources (mounts, data disk, secrets, network). */
+export const INIT_LIB = 'vm/common/init-lib.sh';
+
+export const step: Step = {
+  name: 'rootfs',
+  kind: 'artifact',
+  version: 1,
+  summary: 'ext4 rootfs.img with init, device nodes, owners and fixed times',
+  deps: ({ service }) => [`${service.name}:image`],
+  inputs: ({ service }) => ({
+    // rootfsSize shapes the file system; the service name seeds its UUID and hash seed.
+    config: { rootfsSize: service.rootfsSize, seed: service.name },
+    files: [{ file: `${service.dir}/init.sh` }, { file: INIT_LIB }],
+    tools: ['mke2fs', 'debugfs'],
+  }),
+  outputs: () => ['rootfs.img'],
+  async run(ctx) {
+    const { service, config } = ctx;
+    const image = ctx.dep(`${service.name}:image`).value;
+    if (typeof image !== 'string' || !(await imageExists(config.builder, image))) {
+      throw new UserError(`image ${String(image).slice(0, 19)} of ${service.name} is not in the ${config.builder} daemon (built on another machine, or removed)`, {
+        hint: `rebuild it: sovereign run ${service.name}:image --force`,
+      });
+    }
+    const tar = join(ctx.outDir, 'image.tar');
+    ctx.progress(0, undefined, 'exporting image');
+    await exportImage(config.builder, image, tar, ctx.signal);
+    await buildRootfs({
+      tar, out: join(ctx.outDir, 'rootfs.img'), sizeBytes: service.rootfsSize,
+      initSh: join(ctx.root, service.dir, 'init.sh'), initLib: join(ctx.root, INIT_LIB),
+      workDir: ctx.outDir, seed: `sovereign-rootfs-${service.name}`, sizeField: `services.${service.name}.rootfsSize`,
+      signal: ctx.signal, onProgress: (done, total, label) => ctx.progress(done, total, label),
+    });
+  },
+};
+
+export default step;

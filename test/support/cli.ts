@@ -1,0 +1,33 @@
+// Runs the real `sovereign` binary (bin/sovereign.js, the bundle built by npm install) in a folder.
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const repo = join(import.meta.dirname, '..', '..');
+export const bin = join(repo, 'bin', 'sovereign.js');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export function sovereign(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; input?: string; signal?: AbortSignal }): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.stdin.end(opts.input ?? '');
+    child.on('error', () => {});
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** A copy of this repo's config and vm/ payloads in a temp folder: a checkout of its own. */
+export function checkout(prefix = 'sovereign-checkout-', config?: string): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  cpSync(join(repo, 'vm'), join(root, 'vm'), { recursive: true });
+  writeFileSync(join(root, 'sovereign.config.ts'), config ?? readFileSync(join(repo, 'sovereign.config.ts'), 'utf8'));
+  mkdirSync(join(root, 'node_modules'));
+  symlinkSync(repo, join(root, 'node_modules', 'sovereign'));
+  return root;
+}

@@ -1,0 +1,113 @@
+// start.sh for qemu and crosvm: valid sh, no secrets, predictable loopback ports, and crosvm leaves other VMs' network alone.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig, type Config } from '../../lib/config.ts';
+import { exec } from '../../lib/exec.ts';
+import { hostPort, kernelCmdline, renderStartScript, startCommand, startScriptParams, type StartScriptParams } from '../../lib/vm/start-script.ts';
+import { startScript as step } from '../../tasks/start-script.ts';
+
+const SECRET_VALUES = ['hunter2-pg-Secret', 's3cr3t token with spaces'];
+let dir = '';
+let config: Config;
+
+test.before(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), `start-script-${process.pid}-`));
+  // The .env has values for the declared secrets: none of them may reach start.sh.
+  await fs.writeFile(join(dir, '.env'), `POSTGRES_PASSWORD=${SECRET_VALUES[0]}\nFORGEJO_SECRET_KEY="${SECRET_VALUES[1]}"\n`);
+  const r = resolveConfig({
+    services: {
+      sql: { displayName: 'PostgreSQL', guestIp: '192.168.100.2', ports: [5432], readyMarker: 'up', kernel: { path: 'k' }, memory: 1024, cpus: 2, secrets: ['POSTGRES_PASSWORD'], cmdline: "quiet it's" },
+      forge: { displayName: 'Forgejo', guestIp: '192.168.100.3', ports: [443, 22], readyMarker: 'up', kernel: { from: 'sql' }, secrets: ['FORGEJO_SECRET_KEY'] },
+    },
+    devices: { phone: { transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64' }, box: { transport: 'ssh', host: 'h', hypervisor: 'qemu', arch: 'aarch64' } },
+  }, 'test');
+  if (!r.ok) throw r.error;
+  config = r.value;
+});
+test.after(() => fs.rm(dir, { recursive: true, force: true }));
+
+const params = (svc: string, dev: string): StartScriptParams => startScriptParams(config.services.get(svc)!, config.devices.get(dev)!);
+
+async function syntaxOk(script: string) {
+  const f = join(dir, `s-${Math.random().toString(36).slice(2)}.sh`);
+  await fs.writeFile(f, script);
+  const r = await exec('sh', ['-n', f], { nothrow: true });
+  assert.is(r.code, 0, r.stderr);
+}
+
+test('qemu: valid sh; nvme disks in order; ports forwarded on loopback only; accel from SOVEREIGN_ACCEL', async () => {
+  const s = renderStartScript(params('forge', 'local'));
+  await syntaxOk(s);
+  assert.match(s, /exec qemu-system-x86_64 "\$@"/);
+  assert.match(s, /-machine q35 -cpu max -m 512 -smp 1/);
+  assert.match(s, /\$\{SOVEREIGN_ACCEL:-tcg\}/);
+  assert.ok(s.indexOf('file=rootfs.img') < s.indexOf('file=data.img') && s.indexOf('file=data.img') < s.indexOf('file=secrets.env'));
+  assert.match(s, /file=secrets.env,if=none,id=secrets,format=raw,readonly=on/);
+  assert.match(s, /root=\/dev\/nvme0n1 rw panic=-1 init=\/sbin\/init/);
+  assert.match(s, /sovereign.data=\/dev\/nvme1n1 sovereign.secrets=\/dev\/nvme2n1/);
+  assert.match(s, /-nographic -no-reboot/);
+  // forge is the 2nd service: 443 -> 20200, 22 -> 20201, each overridable.
+  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_443:-20200\}-192.168.100.3:443/);
+  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_22:-20201\}-192.168.100.3:22/);
+  assert.not.match(s, /hostfwd=tcp::|hostfwd=tcp:0.0.0.0/);
+  assert.is(hostPort(params('forge', 'local'), 22, {}), 20201);
+  assert.is(hostPort(params('forge', 'local'), 22, { SOVEREIGN_PORT_FORGE_22: '2222' }), 2222);
+  assert.is(startCommand(params('forge', 'local'), 'tcg', { SOVEREIGN_PORT_FORGE_22: '2222', SOVEREIGN_PORT_FORGE_443: 'x; rm -rf /' }), 'SOVEREIGN_ACCEL=tcg SOVEREIGN_PORT_FORGE_22=2222 exec sh start.sh');
+  assert.match(renderStartScript(params('sql', 'box')), /exec qemu-system-aarch64 "\$@"/);
+  assert.match(kernelCmdline(params('sql', 'box')), /console=ttyAMA0/);
+});
+
+test('the user cmdline is quoted safely', async () => {
+  const s = renderStartScript(params('sql', 'local'));
+  await syntaxOk(s);
+  assert.match(s, /init=\/sbin\/init .* quiet it'\\''s'/);
+});
+
+test("crosvm: valid sh; shared bridge/NAT added idempotently, never deleted; no pkill; this VM's TAP only", async () => {
+  const s = renderStartScript(params('sql', 'phone'));
+  await syntaxOk(s);
+  assert.not.match(s, /pkill|killall/);
+  assert.not.match(s, /iptables[^\n]* -D /);
+  assert.not.match(s, /ip rule del/);
+  assert.match(s, /iptables -t nat -C POSTROUTING -s "\$SUBNET" -o "\$UPLINK" -j MASQUERADE 2>\/dev\/null \|\|\n\s+iptables -t nat -A POSTROUTING/);
+  for (const m of s.matchAll(/iptables (-t nat )?-[AI] /g)) assert.ok(s.slice(Math.max(0, m.index! - 200), m.index).includes(' -C '), 'every add is guarded by -C');
+  assert.match(s, /BRIDGE=vm_bridge/);
+  assert.match(s, /ip addr add 192.168.100.1\/24/);
+  assert.match(s, /TAP=vm_sql\n/);
+  assert.match(s, /ip link del "\$TAP"/);
+  assert.match(s, /--block rootfs.img,root --block data.img/);
+  assert.match(s, /--block secrets.env,ro/);
+  assert.match(s, /--serial type=stdout --net tap-name="\$TAP" --socket vm.sock/);
+  assert.match(s, /exec "\$CROSVM" "\$@" kernel/);
+  assert.match(s, /root=\/dev\/vda .*sovereign.data=\/dev\/vdb sovereign.secrets=\/dev\/vdc/);
+});
+
+test('no secret value, no .env and no repo path in any rendering; the key reads only what the script is made of', async () => {
+  for (const svc of ['sql', 'forge']) for (const dev of ['local', 'phone', 'box']) {
+    const s = renderStartScript(params(svc, dev));
+    for (const v of SECRET_VALUES) assert.not.ok(s.includes(v), `${svc}@${dev} contains a secret`);
+    assert.not.ok(s.replace(/secrets\.env/g, '').includes('.env'), 'start.sh must not touch .env');
+    assert.not.ok(s.includes(dir));
+    assert.not.match(s, /\bsource\b|\beval\b/);
+  }
+  const ctx = { service: config.services.get('sql')!, config, device: config.devices.get('local')! };
+  const inputs = (await step.inputs!(ctx)) as { config: StartScriptParams };
+  assert.equal(Object.keys(inputs.config).sort(), ['arch', 'cmdline', 'cpus', 'guestIp', 'hypervisor', 'index', 'memory', 'name', 'ports']);
+  assert.equal(step.outputs!(ctx), ['start.sh']);
+  // The task itself, given a context whose secrets() would hand out the .env values, never asks for them.
+  const outDir = join(dir, 'out');
+  await fs.mkdir(outDir);
+  let asked = false;
+  const session = { device: config.devices.get('phone')! };
+  await step.run!({ ...ctx, outDir, device: async () => session, secrets: async () => { asked = true; return { POSTGRES_PASSWORD: SECRET_VALUES[0] }; } } as never);
+  const out = await fs.readFile(join(outDir, 'start.sh'), 'utf8');
+  assert.not.ok(asked);
+  assert.match(out, /crosvm/);
+  for (const v of SECRET_VALUES) assert.not.ok(out.includes(v));
+  assert.is((await fs.stat(join(outDir, 'start.sh'))).mode & 0o777, 0o755);
+});
+
+test.run();

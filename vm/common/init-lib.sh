@@ -1,0 +1,161 @@
+# Shared guest-init functions (POSIX sh), installed as /sbin/init-lib.sh and sourced by each service's init.sh (PID 1).
+# Nothing here formats a disk or falls back to tmpfs for /data: without its data disk a VM must not start.
+
+log() { echo "[init] $*"; }
+
+# PID 1 must never just exit (the kernel panics): sync, unmount /data, power off.
+power_off() {
+  sync
+  umount /data 2>/dev/null
+  echo o > /proc/sysrq-trigger
+  while :; do sleep 3600; done
+}
+
+fatal() {
+  echo "FATAL: $*"
+  power_off
+}
+
+# Value of `name=value` on the kernel command line (sovereign.* parameters; never secrets).
+cmdline_arg() {
+  set -f
+  for word in $(cat /proc/cmdline); do
+    case "$word" in "$1="*) set +f; echo "${word#*=}"; return 0 ;; esac
+  done
+  set +f
+  return 1
+}
+
+mount_basics() {
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t devtmpfs devtmpfs /dev 2>/dev/null # the kernel may have mounted it already
+  mkdir -p /dev/pts /dev/shm
+  mount -t devpts devpts /dev/pts
+  mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mount -t tmpfs -o mode=0755 tmpfs /run
+  mkdir -p /run/sovereign && chmod 700 /run/sovereign
+  [ -c /dev/net/tun ] || { mkdir -p /dev/net; mknod /dev/net/tun c 10 200; }
+  echo "sovereign-$SERVICE" > /proc/sys/kernel/hostname
+}
+
+# First of the given block devices to appear within $2 seconds (disks are probed asynchronously).
+wait_disk() {
+  candidates="$1"; tries=$(( $2 * 5 ))
+  while [ "$tries" -gt 0 ]; do
+    for dev in $candidates; do [ -b "$dev" ] && { echo "$dev"; return 0; }; done
+    sleep 0.2; tries=$((tries - 1))
+  done
+  return 1
+}
+
+# The second disk (nvme1n1 under qemu, vdb under crosvm) at /data, or a loud failure and power-off.
+mount_data() {
+  candidates="$(cmdline_arg sovereign.data) /dev/nvme1n1 /dev/vdb"
+  dev=$(wait_disk "$candidates" 15) || fatal "data disk not found (tried:$candidates); is data.img attached as the second disk?"
+  mkdir -p /data
+  mount -t ext4 -o noatime "$dev" /data || fatal "data disk $dev could not be mounted as ext4 (not formatted by sovereign? see data-disk)"
+  log "data disk $dev mounted at /data"
+}
+
+# The third disk holds KEY=VALUE lines padded with NUL bytes. It is copied (NULs dropped) to a 0600 file on
+# tmpfs and read with `secret KEY`; it is never sourced or evaluated.
+read_secrets() {
+  candidates="$(cmdline_arg sovereign.secrets) /dev/nvme2n1 /dev/vdc"
+  if dev=$(wait_disk "$candidates" 2); then
+    (umask 077; tr -d '\000' < "$dev" > /run/sovereign/secrets) || fatal "secrets disk $dev could not be read"
+    log "secrets read from $dev"
+  else
+    : > /run/sovereign/secrets
+    log "no secrets disk attached"
+  fi
+}
+
+# Prints the value of KEY (exactly, no quoting rules); fails when KEY is absent or empty.
+secret() {
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in "$1="?*) printf '%s' "${line#*=}"; return 0 ;; esac
+  done < /run/sovereign/secrets
+  return 1
+}
+
+forget_secrets() { rm -f /run/sovereign/secrets; }
+
+# Static network: sovereign.ip/sovereign.gw from the command line, else the service's default address.
+# Sets GUEST_IP and GUEST_SUBNET (the /24 allowed to reach the service).
+setup_network() {
+  GUEST_IP=$(cmdline_arg sovereign.ip) || GUEST_IP=""
+  GW=$(cmdline_arg sovereign.gw) || GW=""
+  if [ -z "$GUEST_IP" ] && [ "$(cmdline_arg sovereign.net)" = user ]; then GUEST_IP=10.0.2.15; GW=10.0.2.2; fi
+  [ -n "$GUEST_IP" ] || GUEST_IP="$1"
+  [ -n "$GW" ] || GW="${GUEST_IP%.*}.1"
+  GUEST_SUBNET="${GUEST_IP%.*}.0/24"
+  ip link set lo up
+  iface=""; tries=25
+  while [ -z "$iface" ] && [ "$tries" -gt 0 ]; do
+    for path in /sys/class/net/*; do
+      name=${path##*/}
+      case "$name" in lo|sit*|tunl*|dummy*) ;; *) iface=$name; break ;; esac
+    done
+    [ -n "$iface" ] || { sleep 0.2; tries=$((tries - 1)); }
+  done
+  if [ -z "$iface" ]; then log "WARNING: no network interface found; the service is reachable only inside the VM"; return 0; fi
+  ip addr add "$GUEST_IP/24" dev "$iface"
+  ip link set "$iface" up
+  ip route add default via "$GW" dev "$iface"
+  dns=$(cmdline_arg sovereign.dns) && echo "nameserver $dns" > /etc/resolv.conf
+  log "network: $iface $GUEST_IP/24 via $GW"
+}
+
+# Waits for PostgreSQL at $1:$2 for up to $3 seconds; FATAL when it never answers (the app would only crash-loop).
+wait_for_postgres() {
+  left=$3
+  until pg_isready -q -h "$1" -p "$2" -t 2; do
+    left=$((left - 3))
+    [ "$left" -gt 0 ] || fatal "PostgreSQL at $1:$2 did not answer within $3 s (is the sql VM running and ready?)"
+    sleep 1
+  done
+  log "PostgreSQL at $1:$2 is ready"
+}
+
+# True once something listens on TCP port $1, waiting up to $2 seconds.
+wait_port() {
+  left=$(( $2 * 2 ))
+  while [ "$left" -gt 0 ]; do
+    [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+    sleep 0.5; left=$((left - 1))
+  done
+  return 1
+}
+
+# A self-signed certificate for $2 in $1, made once and kept on the data disk (no ACME client in the VM).
+tls_cert() {
+  [ -s "$1/cert.pem" ] && [ -s "$1/key.pem" ] && return 0
+  mkdir -p "$1"
+  case "$2" in *[!0-9.]*) san="DNS:$2" ;; *) san="IP:$2" ;; esac
+  (umask 077; openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$2" -addext "subjectAltName=$san" \
+    -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null) || fatal "could not create a TLS certificate in $1"
+  log "created a self-signed certificate for $2"
+}
+
+# Runs "$@" in the background as user $1 and restarts it whenever it exits; never returns.
+supervise() {
+  user=$1; shift
+  while :; do
+    wait "$APP_PID"
+    log "$1 exited ($?); restarting in 5 s"
+    sleep 5
+    setpriv --reuid="$user" --regid="$user" --init-groups "$@" &
+    APP_PID=$!
+  done
+}
+
+init_common() {
+  SERVICE="$1"
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  mount_basics
+  mount_data
+  read_secrets
+  setup_network "$2"
+}

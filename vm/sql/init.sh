@@ -1,0 +1,95 @@
+#!/bin/sh
+# PID 1 of the PostgreSQL VM: mounts, data disk, secrets, network, then initdb (first boot), passwords and supervision.
+. /sbin/init-lib.sh
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PGROOT=/data/postgresql
+PGDATA=$PGROOT/15
+SOCKETS=/run/postgresql
+
+init_common sql 192.168.100.2
+
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups env HOME=/var/lib/postgresql LANG=C.UTF-8 "$@"; }
+psql_admin() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKETS" -d postgres "$@"; }
+
+first_boot() {
+  [ -f "$PGDATA/PG_VERSION" ] && return 0
+  log "no cluster in $PGDATA: running initdb"
+  mkdir -p "$PGDATA"
+  chown -R postgres:postgres "$PGROOT"
+  chmod 700 "$PGDATA"
+  as_pg "$PG_BIN/initdb" -D "$PGDATA" --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 \
+    || fatal "initdb failed in $PGDATA (not empty? it is never wiped)"
+  echo "include_if_exists = 'sovereign.conf'" >> "$PGDATA/postgresql.conf"
+}
+
+# Rewritten every boot, so a change of network (user-net vs TAP) is followed. Only the guest's /24 and
+# loopback may connect, with scram-sha-256; never 0.0.0.0/0.
+write_config() {
+  cat > "$PGDATA/sovereign.conf" <<EOF
+listen_addresses = '*'
+password_encryption = 'scram-sha-256'
+unix_socket_directories = '$SOCKETS'
+EOF
+  cat > "$PGDATA/pg_hba.conf" <<EOF
+local all all peer
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+host all all $GUEST_SUBNET scram-sha-256
+EOF
+  chown postgres:postgres "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"
+  chmod 600 "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"
+}
+
+start_pg() {
+  mkdir -p "$SOCKETS" && chown postgres:postgres "$SOCKETS"
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGROOT/postgresql.log" -w -t 120 start
+}
+
+# The password reaches psql through its environment and \getenv, and SQL through :'pw' (a quoted
+# literal): never a command line, never spliced into SQL text by the shell.
+set_superuser_password() {
+  pw=$(secret POSTGRES_PASSWORD) || { log "WARNING: POSTGRES_PASSWORD not given: the postgres role has no password (only local peer login works)"; return 0; }
+  SOV_PW="$pw" psql_admin <<'SQL' || fatal "could not set the postgres password"
+\getenv pw SOV_PW
+ALTER ROLE postgres PASSWORD :'pw';
+SQL
+}
+
+# Role and database for an app VM, only when its password was given.
+app_database() {
+  role="$1"
+  pw=$(secret "$2") || { log "$2 not given: no $role role or database"; return 0; }
+  SOV_PW="$pw" psql_admin -v role="$role" <<'SQL' || fatal "could not set up the $role role"
+\getenv pw SOV_PW
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" LOGIN PASSWORD :'pw';
+SELECT format('CREATE DATABASE %I OWNER %I', :'role', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'role') \gexec
+SQL
+  log "role and database $role ready"
+}
+
+shutdown() {
+  log "stopping PostgreSQL"
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop
+  power_off
+}
+trap shutdown TERM INT
+
+first_boot
+write_config
+start_pg || { tail -n 20 "$PGROOT/postgresql.log"; fatal "PostgreSQL did not start"; }
+set_superuser_password
+app_database forgejo POSTGRES_FORGEJO_PASSWORD
+app_database vaultwarden POSTGRES_VAULTWARDEN_PASSWORD
+forget_secrets
+echo "PostgreSQL started"
+echo "=== INIT COMPLETE ==="
+
+# Supervision: pg_isready every 30 s, restart when it stops answering. `wait` keeps the TERM trap prompt.
+while :; do
+  sleep 30 & wait $!
+  as_pg "$PG_BIN/pg_isready" -q -h "$SOCKETS" && continue
+  log "PostgreSQL is not answering: restarting"
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGROOT/postgresql.log" -m fast -w -t 120 restart || log "restart failed; retrying in 30 s"
+done
