@@ -260,7 +260,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
     return v as string[];
   };
   const guestIp = str('guestIp', true);
-  if (guestIp && !IPV4.test(guestIp)) bad(`${f}.guestIp`, `is not an IPv4 address: ${guestIp}`);
+  if (guestIp && !(IPV4.test(guestIp) && guestIp.split('.').every((o) => Number(o) <= 255))) bad(`${f}.guestIp`, `is not an IPv4 address: ${guestIp}`);
   const ports = r.ports ?? [];
   if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) bad(`${f}.ports`, 'must be a list of TCP ports (1-65535)');
   const secrets = strings('secrets');

@@ -65,6 +65,8 @@ export class Rebuilder {
   /** Key parts of every task whose key was computed in this run (for `why`). */
   readonly parts = new Map<string, KeyParts>();
   private readonly slots: Semaphore;
+  /** Keys being built right now: a second task with the same key (two services sharing a base) waits, then hits. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
 
   constructor(private readonly g: TaskGraph, private readonly o: RebuilderOptions) {
     this.slots = new Semaphore(o.concurrency);
@@ -161,13 +163,20 @@ export class Rebuilder {
         return done('restored', `restored from the ${this.o.store.name} cache`);
       }
       const reason = this.whyRun(node, parts);
+      const same = this.inflight.get(key);
+      if (same && !this.o.flags.force) {
+        await same.catch(() => undefined);
+        continue;
+      }
       if (this.o.dryRun) {
         this.results.set(node.id, { key, outputHash: '', files: {}, materialised: false, unknown: true });
         return done('would-run', reason);
       }
       if (await this.materialiseDeps(node, signal)) continue; // a dependency had to re-run: recompute the key
       const previous = this.o.state.tasks[node.id]?.outputHash;
-      const out = await this.run(node, key, reason, signal);
+      const running = this.run(node, key, reason, signal);
+      this.inflight.set(key, running);
+      const out = await running.finally(() => this.inflight.delete(key));
       this.remember(node, key, parts, out.outputHash);
       return done('ran', reason, { cutoff: previous === out.outputHash });
     }
@@ -372,7 +381,7 @@ export class Rebuilder {
       },
       log: (line) => o.emit({ type: 'log', task: node.id, line }),
       progress: (d, total, label) => o.emit({ type: 'progress', task: node.id, done: d, total, label }),
-      device: () => o.openDevice(),
+      session: () => o.openDevice(),
       secrets: () => o.secrets(node.service.name),
       confirm: (q) => o.confirm(q),
     };

@@ -92,8 +92,8 @@ export interface RunContext extends PlanContext {
   flags: RunFlags;
   log(line: string): void;
   progress(done: number, total?: number, label?: string): void;
-  /** A session on the run's device (opened once per run, shared). */
-  device(): Promise<DeviceSession>;
+  /** A session on the run's device (opened once per run, shared). `ctx.device` is the Device's config. */
+  session(): Promise<DeviceSession>;
   /** Values of the `.env` keys this service declares (parsed, never evaluated). */
   secrets(): Promise<Record<string, string>>;
   /** Asks the user to confirm (honours --yes; fails in non-interactive runs without it). */

@@ -13,13 +13,13 @@ export const chmod: Step = {
   usesDevice: true,
   deps: (ctx) => [`${ctx.service.name}:push-start-script`],
   async check(ctx) {
-    const dev = await ctx.device();
+    const dev = await ctx.session();
     const mode = await dev.mode(posix.join(dev.serviceDir(ctx.service.name), 'start.sh'));
     if (mode === undefined) return 'start.sh is not on the device';
     return mode === MODE ? true : `start.sh has mode ${mode.toString(8)}, not ${MODE.toString(8)}`;
   },
   async run(ctx) {
-    const dev = await ctx.device();
+    const dev = await ctx.session();
     await dev.run(`chmod ${MODE.toString(8)} ${shQuote(posix.join(dev.serviceDir(ctx.service.name), 'start.sh'))}`, { signal: ctx.signal });
   },
 };

@@ -13,9 +13,10 @@ export const logs: Step = {
   usesDevice: true,
   deps: () => [],
   async run(ctx) {
-    const text = await consoleTail(await ctx.device(), ctx.service.name, LINES, ctx.signal);
+    const text = await consoleTail(await ctx.session(), ctx.service.name, LINES, ctx.signal);
     if (!text) { ctx.log(`${ctx.service.displayName}: no console log yet`); return; }
-    for (const line of text.replace(/\n$/, '').split('\n')) ctx.log(line);
+    // The serial console ends lines with \r\n.
+    for (const line of text.replace(/\r?\n$/, '').split(/\r?\n/)) ctx.log(line);
   },
 };
 

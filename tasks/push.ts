@@ -20,7 +20,7 @@ interface PushSpec {
 }
 
 const depId = (ctx: { service: { name: string } }, step: string) => `${ctx.service.name}:${step}`;
-const devicePath = async (ctx: RunContext, file: string) => posix.join((await ctx.device()).serviceDir(ctx.service.name), file);
+const devicePath = async (ctx: RunContext, file: string) => posix.join((await ctx.session()).serviceDir(ctx.service.name), file);
 const short = (sha: string | undefined) => (sha ? sha.slice(0, 12) : 'none');
 
 /** The one push step: every variant differs only in its spec. */
@@ -48,7 +48,7 @@ function checkByManifest(spec: PushSpec) {
   return async (ctx: RunContext, path: string): Promise<true | string> => {
     const want = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
     if (!want) throw new Error(`${spec.from} has no output named ${spec.file}`);
-    const dev = await ctx.device();
+    const dev = await ctx.session();
     const have = (await dev.manifest(ctx.service.name)).files[spec.file];
     if (!have) return `${spec.file} was never pushed`;
     if (have.sha256 !== want.sha256 || have.size !== want.size) return `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
@@ -65,7 +65,7 @@ function checkByManifest(spec: PushSpec) {
 function pushArtifact(spec: PushSpec) {
   return async (ctx: RunContext, path: string): Promise<void> => {
     const out = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
-    const dev = await ctx.device();
+    const dev = await ctx.session();
     const { bytes } = await dev.push(out.path, path, { signal: ctx.signal, sparse: spec.sparse, progress: (done, total) => ctx.progress(done, total, spec.file) });
     await dev.recordPush(ctx.service.name, spec.file, { sha256: out.sha256, size: out.size });
     ctx.log(`pushed ${spec.file} (${bytes} bytes sent)`);
@@ -84,12 +84,12 @@ const dataDisk: PushSpec = {
   from: 'data-disk',
   sparse: true,
   async check(ctx, path) {
-    if (!(await (await ctx.device()).exists(path))) return 'data.img is not on the device yet';
+    if (!(await (await ctx.session()).exists(path))) return 'data.img is not on the device yet';
     return ctx.flags.freshData ? '--fresh-data: replace data.img on the device' : true;
   },
   async run(ctx, path) {
     // Guard here too, not only in check: --force skips checks, and must never cost user data.
-    if (await (await ctx.device()).exists(path)) {
+    if (await (await ctx.session()).exists(path)) {
       if (!ctx.flags.freshData) return ctx.log('keeping the existing data.img on the device (use --fresh-data to replace it)');
       const question = `Replace data.img of ${ctx.service.displayName} on the device? Everything stored in it is lost.`;
       if (!(await ctx.confirm(question))) throw new UserError(`data.img of ${ctx.service.name} was not replaced (not confirmed)`, { hint: 'answer yes, or pass --yes with --fresh-data' });
@@ -105,7 +105,7 @@ export const pushSecrets = pushStep({
   summary: `${SECRETS_FILE} (the service's declared .env keys, mode 0600) on the device`,
   file: SECRETS_FILE,
   async check(ctx, path) {
-    const dev = await ctx.device();
+    const dev = await ctx.session();
     const have = await dev.readFile(path);
     if (!have) return `${SECRETS_FILE} is not on the device`;
     if (!have.equals(renderSecretsFile(await ctx.secrets()))) return `${SECRETS_FILE} differs from .env`;
@@ -114,7 +114,7 @@ export const pushSecrets = pushStep({
   },
   async run(ctx, path) {
     const content = renderSecretsFile(await ctx.secrets());
-    await (await ctx.device()).writeFile(path, content, 0o600);
+    await (await ctx.session()).writeFile(path, content, 0o600);
     ctx.progress(content.length, content.length, SECRETS_FILE);
   },
 });

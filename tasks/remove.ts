@@ -13,7 +13,7 @@ export const remove: Step = {
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;
-    const session = await ctx.device();
+    const session = await ctx.session();
     const dir = session.serviceDir(service.name);
     await stopVm(session, service.name, { signal: ctx.signal });
     if (!(await session.exists(dir))) { ctx.log(`${service.displayName}: nothing to remove`); return; }

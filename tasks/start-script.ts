@@ -1,9 +1,7 @@
 // Step `start-script`: start.sh rendered for the device's hypervisor (qemu or crosvm).
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import type { Device } from '../lib/config.ts';
-import type { DeviceSession } from '../lib/device/device.ts';
-import type { RunContext, Step } from '../lib/task.ts';
+import type { Step } from '../lib/task.ts';
 import { renderStartScript, startScriptParams } from '../lib/vm/start-script.ts';
 
 export const startScript: Step = {
@@ -16,17 +14,8 @@ export const startScript: Step = {
   inputs: ({ service, device }) => ({ config: startScriptParams(service, device) }),
   outputs: () => ['start.sh'],
   async run(ctx) {
-    await fs.writeFile(join(ctx.outDir, 'start.sh'), renderStartScript(startScriptParams(ctx.service, await planDevice(ctx))), { mode: 0o755 });
+    await fs.writeFile(join(ctx.outDir, 'start.sh'), renderStartScript(startScriptParams(ctx.service, ctx.device)), { mode: 0o755 });
   },
 };
 
 export default startScript;
-
-/**
- * The run's Device. RunContext.device() (a session) shadows PlanContext.device (the Device) in lib/task.ts;
- * until that is untangled, take the Device when present, else from the session.
- */
-async function planDevice(ctx: RunContext): Promise<Device> {
-  const d = ctx.device as unknown as Device | (() => Promise<DeviceSession>);
-  return typeof d === 'function' ? (await d()).device : d;
-}

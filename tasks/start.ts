@@ -19,7 +19,7 @@ export const start: Step = {
   inputs: ({ service }) => ({ config: { readyMarker: service.readyMarker, failureMarkers: service.failureMarkers, startTimeout: service.startTimeout } }),
 
   async check(ctx) {
-    const session = await ctx.device();
+    const session = await ctx.session();
     const pid = await runningPid(session, ctx.service.name, ctx.signal);
     if (pid === undefined) return 'VM not running';
     const deployed = (await session.readFile(vmPath(session, ctx.service.name, 'deployed')))?.toString().trim();
@@ -29,7 +29,7 @@ export const start: Step = {
 
   async run(ctx) {
     const { service } = ctx;
-    const session = await ctx.device();
+    const session = await ctx.session();
     const dir = session.serviceDir(service.name);
     const old = await stopVm(session, service.name, { signal: ctx.signal });
     if (old.state !== 'not running') ctx.log(`stopped the running VM (pid ${old.pid}) to start the deployed set`);

@@ -11,7 +11,7 @@ export const status: Step = {
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;
-    const session = await ctx.device();
+    const session = await ctx.session();
     const pid = await runningPid(session, service.name, ctx.signal);
     if (pid === undefined) { ctx.log(`${service.displayName}: not running`); return; }
     const deployed = (await session.readFile(vmPath(session, service.name, 'deployed')))?.toString().trim();

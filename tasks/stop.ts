@@ -10,7 +10,7 @@ export const stop: Step = {
   usesDevice: true,
   deps: () => [],
   async run(ctx) {
-    const r = await stopVm(await ctx.device(), ctx.service.name, { signal: ctx.signal });
+    const r = await stopVm(await ctx.session(), ctx.service.name, { signal: ctx.signal });
     if (r.state === 'not running') ctx.log(`${ctx.service.displayName}: VM not running`);
     else ctx.log(`${ctx.service.displayName}: stopped (pid ${r.pid}${r.state === 'killed' ? ', needed SIGKILL' : ''})`);
   },

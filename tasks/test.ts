@@ -18,7 +18,7 @@ export const test: Step = {
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;
-    const session = await ctx.device();
+    const session = await ctx.session();
     const params = startScriptParams(service, session.device);
     const checks: { name: string; run: () => Promise<boolean> }[] = [
       { name: 'VM process running', run: async () => (await runningPid(session, service.name, ctx.signal)) !== undefined },

@@ -114,4 +114,12 @@ test('fail fast by default; --continue goes on with unaffected branches', async 
   assert.ok(['ran', 'fresh'].includes(cont.outcome('b:pack')!));
 });
 
+test('two tasks with the same key build once, even when scheduled together', async () => {
+  const r = await p.run(['shared']);
+  assert.ok(r.ok);
+  assert.is(p.ran().length, 1);
+  assert.is(p.read('.sovereign/out/a/shared.txt'), 'base');
+  assert.is(p.read('.sovereign/out/b/shared.txt'), 'base');
+});
+
 test.run();

@@ -67,9 +67,22 @@ export const up: Step = {
   check: async () => true,
 };
 
+/** shared: inputs identical across services (like a debootstrap base): one build serves all. */
+export const shared: Step = {
+  name: 'shared', kind: 'artifact', version: 1, summary: 'test: same key for every service',
+  deps: () => [],
+  inputs: () => ({ config: { suite: 'bookworm' } }),
+  outputs: () => ['shared.txt'],
+  async run(ctx) {
+    await mark(ctx.root, ctx.task);
+    await new Promise((r) => setTimeout(r, 200));
+    await fs.writeFile(join(ctx.outDir, 'shared.txt'), 'base');
+  },
+};
+
 export const all: Step = { name: 'all', kind: 'aggregate', version: 1, summary: 'test: aggregate', deps: (ctx) => [`${ctx.service.name}:pack`] };
 
-export const testSteps = new Map<string, Step>([gen, pack, slow, fail, up, all].map((s) => [s.name, s]));
+export const testSteps = new Map<string, Step>([gen, pack, slow, fail, up, all, shared].map((s) => [s.name, s]));
 
 export function testConfig(services: Record<string, Record<string, unknown>> = { a: {}, b: {} }): Config {
   const input = {

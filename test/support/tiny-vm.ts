@@ -101,13 +101,13 @@ export function fakeRun(config: Config, session: DeviceSession, opts: { deps?: R
   const confirms: string[] = [];
   const service = config.services.get('tiny')!;
   const ctx = {
-    service, config, task: 'tiny:test', root: repoRoot, outDir: '', finalDir: '', key: '0'.repeat(64),
+    service, config, device: session.device, task: 'tiny:test', root: repoRoot, outDir: '', finalDir: '', key: '0'.repeat(64),
     signal: opts.signal ?? new AbortController().signal,
     flags: { force: false, freshData: false, yes: false, verify: false, purge: false, ...opts.flags },
     dep: (id: string) => ({ task: id, outputHash: opts.deps?.[id] ?? 'none', files: {} }),
     log: (line: string) => { lines.push(line); },
     progress: () => {},
-    device: async () => session,
+    session: async () => session,
     secrets: async () => ({}),
     confirm: async (q: string) => { confirms.push(q); return opts.confirm ?? false; },
   } as unknown as RunContext;

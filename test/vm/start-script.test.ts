@@ -102,7 +102,7 @@ test('no secret value, no .env and no repo path in any rendering; the key reads 
   await fs.mkdir(outDir);
   let asked = false;
   const session = { device: config.devices.get('phone')! };
-  await step.run!({ ...ctx, outDir, device: async () => session, secrets: async () => { asked = true; return { POSTGRES_PASSWORD: SECRET_VALUES[0] }; } } as never);
+  await step.run!({ ...ctx, device: config.devices.get('phone')!, outDir, session: async () => session, secrets: async () => { asked = true; return { POSTGRES_PASSWORD: SECRET_VALUES[0] }; } } as never);
   const out = await fs.readFile(join(outDir, 'start.sh'), 'utf8');
   assert.not.ok(asked);
   assert.match(out, /crosvm/);

@@ -10,7 +10,7 @@ HOME_DIR=/data/forgejo
 CONF=$HOME_DIR/custom/conf/app.ini
 
 db_pw=$(secret POSTGRES_FORGEJO_PASSWORD) || fatal "POSTGRES_FORGEJO_PASSWORD is not among this VM's secrets (add it to .env and services.forge.secrets)"
-# app.ini quotes a value with backticks; a password holding one (or a line break) cannot be written safely.
+# app.ini quotes a value with backticks; a password holding one cannot be written safely.
 case "$db_pw" in *'`'*) fatal "POSTGRES_FORGEJO_PASSWORD contains a backtick, which app.ini cannot quote" ;; esac
 
 mkdir -p "$HOME_DIR/custom/conf" "$HOME_DIR/data" "$HOME_DIR/repositories" "$HOME_DIR/log"
@@ -26,7 +26,8 @@ keep_secret FORGEJO_INTERNAL_TOKEN "$HOME_DIR/internal_token" INTERNAL_TOKEN
 tls_cert "$HOME_DIR/tls" "$DOMAIN"
 
 # Written every boot from config and secrets (values are inserted as data, never evaluated).
-(umask 077; cat > "$CONF" <<EOF
+write_app_ini() {
+  cat <<INI
 APP_NAME = Forgejo
 RUN_USER = git
 RUN_MODE = prod
@@ -66,3 +67,21 @@ INTERNAL_TOKEN_URI = file:$HOME_DIR/internal_token
 MODE = console
 LEVEL = Info
 ROOT_PATH = $HOME_DIR/log
+INI
+}
+(umask 077; write_app_ini > "$CONF")
+chown git:git "$HOME_DIR" "$HOME_DIR"/* "$HOME_DIR/custom/conf" "$CONF" "$HOME_DIR"/tls/*
+forget_secrets
+
+echo 443 > /proc/sys/net/ipv4/ip_unprivileged_port_start
+wait_for_postgres "$DB_HOST" 5432 120
+
+export HOME="$HOME_DIR" USER=git GITEA_WORK_DIR="$HOME_DIR"
+setpriv --reuid=git --regid=git --init-groups forgejo web --config "$CONF" &
+APP_PID=$!
+wait_port 443 120 || fatal "Forgejo did not listen on 443 within 120 s"
+echo "Forgejo started on https://$DOMAIN/"
+echo "=== INIT COMPLETE ==="
+
+trap 'kill "$APP_PID" 2>/dev/null; wait "$APP_PID"; power_off' TERM INT
+supervise git forgejo web --config "$CONF"
