@@ -154,7 +154,8 @@ export class Rebuilder {
         this.remember(node, key, parts, rec.outputHash);
         const files = this.filesOf(node, rec);
         this.results.set(node.id, { key, outputHash: rec.outputHash, files, value: rec.value, materialised: false });
-        if (await this.isPresent(node, rec)) {
+        // A value output (an image) is only looked for when wanted: checking would run docker.
+        if (await this.isPresent(node, rec, this.wanted.has(node.id) && !this.o.dryRun)) {
           this.results.get(node.id)!.materialised = true;
           return done('fresh', 'up to date');
         }
@@ -227,11 +228,12 @@ export class Rebuilder {
     return Object.fromEntries(rec.files.map((f) => [f.name, { sha256: f.sha256, size: f.size, path: join(dir, f.name) }]));
   }
 
-  private async isPresent(node: TaskNode, rec: CacheRecord): Promise<boolean> {
+  private async isPresent(node: TaskNode, rec: CacheRecord, checkValue: boolean): Promise<boolean> {
     for (const f of rec.files) {
       if ((await this.o.stat.hashFile(join(outDir(this.o.root, node.service.name), f.name))) !== f.sha256) return false;
     }
-    return node.step.present ? node.step.present(node.ctx, rec.value) : true;
+    if (!node.step.present) return true;
+    return checkValue && node.step.present(node.ctx, rec.value);
   }
 
   /**

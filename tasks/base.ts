@@ -13,7 +13,7 @@ export const step: Step = {
   deps: () => [],
   alias: ({ service }) => (service.base && 'from' in service.base ? `${service.base.from}:base` : undefined),
   // debootstrap output follows the mirror, not just these fields; the key says "this recipe", the image id is the output.
-  inputs: (ctx) => ({ config: { debootstrap: debootstrapOf(ctx) ?? null, builder: ctx.config.builder }, tools: ['debootstrap', ctx.config.builder] }),
+  inputs: (ctx) => ({ config: { debootstrap: debootstrapOf(ctx) ?? null, builder: ctx.config.builder } }),
   present: async ({ config }, value) => typeof value !== 'string' || (await imageExists(config.builder, value).catch(() => false)),
   async run(ctx) {
     const spec = debootstrapOf(ctx);

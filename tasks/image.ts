@@ -27,7 +27,6 @@ export const step: Step = {
     // dir: where the Dockerfile is; buildArgs and platform change what is built; the builder is a tool.
     config: { dir: service.dir, buildArgs: service.buildArgs, platform: platformOf(service, device), builder: config.builder },
     files: [{ dir: service.dir, ignoreFile: '.dockerignore' }],
-    tools: [config.builder],
   }),
   present: async ({ config }, value) => typeof value === 'string' && (await imageExists(config.builder, value).catch(() => false)),
   async run(ctx) {

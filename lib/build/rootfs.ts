@@ -77,6 +77,7 @@ async function extract(tarFile: string, root: string): Promise<{ meta: Map<strin
     file: tarFile,
     cwd: root,
     preserveOwner: false,
+    noMtime: true, // every time is set later; one syscall less per file
     onwarn: (code, message) => { if (code !== 'TAR_ENTRY_UNSUPPORTED' && code !== 'TAR_ENTRY_INFO') problems.push(`${code}: ${message}`); },
     filter: (p, entry) => {
       const e = entry as tar.ReadEntry;
@@ -220,11 +221,15 @@ function modeOf(st: Stats, m: Meta | undefined, isRoot: boolean): number {
 /** Owners and modes, then device nodes, then times last (mknod stamps the current time on the node and its directory). */
 function debugfsScript(staged: Staged[], meta: Map<string, Meta>, nodes: DeviceNode[]): string {
   const lines: string[] = [];
-  const setMeta = (p: string, uid: number, gid: number, mode: number) =>
-    lines.push(`sif ${p} uid ${uid}`, `sif ${p} gid ${gid}`, `sif ${p} mode 0${mode.toString(8)}`);
+  const setMeta = (p: string, uid: number, gid: number, mode: number, st?: Stats) => {
+    // mkfs -d copied the staged owner and mode: only what differs needs a command (most, when run as root).
+    if (st?.uid !== uid) lines.push(`sif ${p} uid ${uid}`);
+    if (st?.gid !== gid) lines.push(`sif ${p} gid ${gid}`);
+    if (st?.mode !== mode) lines.push(`sif ${p} mode 0${mode.toString(8)}`);
+  };
   for (const { path, st } of staged) {
     const m = meta.get(path);
-    setMeta(dfsQuote(`/${path}`), m?.uid ?? 0, m?.gid ?? 0, modeOf(st, m, path === ''));
+    setMeta(dfsQuote(`/${path}`), m?.uid ?? 0, m?.gid ?? 0, modeOf(st, m, path === ''), st);
   }
   const typeBits = { c: 0o020000, b: 0o060000, p: 0o010000 };
   for (const d of nodes) {

@@ -131,10 +131,13 @@ export class RemoteStore implements Store {
     const dir = await fs.mkdir(parent, { recursive: true }).then(() => fs.mkdtemp(join(parent, 'upload-'))).catch(() => undefined);
     if (!dir) return this.reject(`upload of blob ${short(sha256)}`, 'cannot create a staging directory') ?? false;
     try {
-      const staged = await this.stage(path, sha256, join(dir, 'artifact.gz'));
+      // One monotonic progress over the file's size: compressing is the first half, sending the second.
+      const raw = await fs.stat(path).then((st) => st.size, () => 0); // unreadable: stage() says so
+      const half = (frac: number, second: boolean) => progress?.(Math.round(raw * (second ? 0.5 + frac / 2 : frac / 2)), raw);
+      const staged = await this.stage(path, sha256, join(dir, 'artifact.gz'), (done) => half(raw ? done / raw : 1, false));
       if (typeof staged === 'string') { this.opts.onWarning(`remote cache: skipped upload of blob ${short(sha256)}: ${staged}`); return false; }
       return await this.guard(`upload of blob ${short(sha256)}`, false, async () => {
-        const res = await this.send('PUT', sha256, { body: staged, headers: staged.tag, progress });
+        const res = await this.send('PUT', sha256, { body: staged, headers: staged.tag, progress: (sent, total) => half(total ? sent / total : 1, true) });
         return this.ok(res, true, true);
       });
     } finally {
@@ -143,7 +146,7 @@ export class RemoteStore implements Store {
   }
 
   /** Compresses `path` into `file`, signing what will be sent; a string says why it is not uploaded. */
-  private async stage(path: string, id: string, file: string): Promise<{ file: string; size: number; tag: Record<string, string> } | string> {
+  private async stage(path: string, id: string, file: string, onRead: (bytes: number) => void): Promise<{ file: string; size: number; tag: Record<string, string> } | string> {
     const mac = this.opts.signatureKey ? this.newMac(id) : undefined;
     const max = this.opts.maxUploadSize;
     let size = 0;
@@ -156,7 +159,9 @@ export class RemoteStore implements Store {
       },
     });
     try {
-      await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), gzipBlocks({ level: this.opts.compressionLevel ?? 1 }), count, createWriteStream(file));
+      let read = 0;
+      const reading = new Transform({ transform(c: Buffer, _e, cb) { read += c.length; onRead(read); cb(null, c); } });
+      await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), reading, gzipBlocks({ level: this.opts.compressionLevel ?? 1 }), count, createWriteStream(file));
     } catch (e) {
       return e instanceof Failure ? e.message : `cannot read ${path}: ${(e as Error).message}`;
     }

@@ -9,6 +9,8 @@ export class TieredStore implements Store {
   readonly name: string;
   /** Circuit breaker for a remote that throws (RemoteStore itself never should): one warning, then local only. */
   private remoteOk = true;
+  /** Blobs the remote confirmed this run (uploaded or already there). */
+  private readonly uploaded = new Set<string>();
 
   constructor(readonly local: LocalStore, readonly remote: Store | undefined, private readonly onWarning: (message: string) => void) {
     this.name = remote ? `${local.name}+${remote.name}` : local.name;
@@ -24,7 +26,12 @@ export class TieredStore implements Store {
 
   async putRecord(record: CacheRecord): Promise<boolean> {
     const stored = await this.local.putRecord(record);
-    await this.ask((r) => r.putRecord(record), false);
+    // A record is shared only when the server has its bytes: otherwise other machines would hit it and then miss every blob.
+    const complete = await this.ask(async (r) => {
+      for (const f of record.files) if (!this.uploaded.has(f.sha256) && !(await r.hasBlob(f.sha256))) return false;
+      return true;
+    }, false);
+    if (complete) await this.ask((r) => r.putRecord(record), false);
     return stored;
   }
 
@@ -46,7 +53,7 @@ export class TieredStore implements Store {
 
   async putBlob(sha256: string, path: string, progress?: TransferProgress): Promise<boolean> {
     const stored = await this.local.putBlob(sha256, path);
-    await this.ask((r) => r.putBlob(sha256, path, progress), false);
+    if (await this.ask((r) => r.putBlob(sha256, path, progress), false)) this.uploaded.add(sha256);
     return stored;
   }
 

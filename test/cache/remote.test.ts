@@ -135,6 +135,18 @@ test('server stopped mid-run: misses, exactly one warning, local cache still ans
   }
 });
 
+test('a record is not shared while the server lacks one of its blobs', async () => {
+  const warnings: string[] = [];
+  const store = createStore({ cache: { dir: join(work, 'partial-cache'), remote: { url: server.url, team: TEAM, mode: 'read-write', maxUploadSize: '16K' } } },
+    { root: work, onWarning: (m) => warnings.push(m), env: { SOVEREIGN_REMOTE_CACHE_TOKEN: server.token } });
+  const big = await blobFile('partial.img', 1024 * 1024);
+  const key = newKey();
+  assert.ok(await store.putBlob(big.sha256, big.path), 'stored locally');
+  assert.ok(await store.putRecord(record(key, big)), 'stored locally');
+  assert.match(warnings.join('\n'), /maxUploadSize/);
+  assert.is(await remote().getRecord(key), undefined, 'no dangling record on the server');
+});
+
 test('a tampered artifact is rejected by the sha256 check', async () => {
   const warnings: string[] = [];
   const r = remote({ warnings });
@@ -215,6 +227,26 @@ test('read-only mode uploads nothing', async () => {
   assert.equal(warnings, []);
 });
 
+test('a server that refuses uploads (403) is still read, with one warning', async () => {
+  const ro = await startCacheServer({ readOnly: true });
+  try {
+    const warnings: string[] = [];
+    const r = remote({ warnings }, ro);
+    const seeded = await blobFile('ro-seed.img', 4096);
+    await fs.mkdir(join(ro.storagePath, TEAM), { recursive: true });
+    await fs.writeFile(join(ro.storagePath, TEAM, seeded.sha256), gzipSync(seeded.data)); // put there by a trusted writer
+    const blob = await blobFile('ro-new.img', 4096);
+    assert.is(await r.putBlob(blob.sha256, blob.path), false);
+    assert.is(await r.putRecord(record(newKey(), blob)), false);
+    assert.ok(await r.fetchBlob(seeded.sha256, seeded.size, join(work, 'ro-out.img')));
+    assert.is(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /does not accept uploads/);
+    assert.ok(r.available);
+  } finally {
+    await ro.stop();
+  }
+});
+
 test('wrong token: a warning, a miss, then no more requests', async () => {
   const warnings: string[] = [];
   const r = remote({ warnings, token: 'not-the-token' });
@@ -235,6 +267,8 @@ test('uploads above maxUploadSize are skipped with a warning', async () => {
   assert.is(await r.putBlob(blob.sha256, blob.path), false);
   assert.match(warnings[0], /maxUploadSize/);
   assert.is(await r.hasBlob(blob.sha256), false);
+  assert.is(await r.putBlob(sha(randomBytes(4)), join(work, 'no-such-file')), false, 'an unreadable file is a warning, not a throw');
+  assert.match(warnings[1], /cannot read/);
   assert.equal(readdirSync(work).filter((n) => n.startsWith('upload-')), [], 'staging cleaned up');
 });
 

@@ -30,6 +30,8 @@ export interface CacheServerOptions {
   keepSignatures?: boolean;
   /** BODY_LIMIT in bytes (default 2 GiB: disk images). */
   bodyLimit?: number;
+  /** Server started with READ_ONLY=true: every PUT answers 403. */
+  readOnly?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -65,6 +67,7 @@ export async function startCacheServer(opts: CacheServerOptions = {}): Promise<C
       LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
       ...(opts.keepSignatures ? { TURBO_REMOTE_CACHE_SIGNATURE_KEY: 'server-side-marker' } : {}),
+      ...(opts.readOnly ? { READ_ONLY: 'true' } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -15,7 +15,7 @@ export function testService(secrets: string[] = []): Service {
 
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
@@ -51,7 +51,7 @@ export function fakeContext(o: {
   const deps = new Map((o.deps ?? []).map((d) => [d.task, d]));
   const ctx = {
     service: o.service,
-    config: undefined,
+    config: undefined as unknown as RunContext['config'],
     task: `${o.service.name}:${o.step.name}`,
     root: o.root,
     outDir: '',
@@ -66,10 +66,11 @@ export function fakeContext(o: {
     },
     log: (l: string) => logs.push(l),
     progress: (done: number, total?: number) => progress.push([done, total]),
-    device: async () => o.session,
+    device: o.device,
+    session: async () => o.session,
     secrets: async () => o.secrets ?? {},
     confirm: async (q: string) => { questions.push(q); return o.confirm ?? false; },
   };
-  // The engine's RunContext also carries the plan-time Device; the device steps only call device().
-  return { ctx: ctx as unknown as RunContext, logs, progress, questions };
+  const typed: RunContext = ctx;
+  return { ctx: typed, logs, progress, questions };
 }

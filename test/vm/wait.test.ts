@@ -80,7 +80,9 @@ test('the timeout says "timeout waiting for <name> (Ns)" with the last lines', a
   const e = await failure(waitForReady({ ...opts, timeoutMs: 2000 }));
   assert.is(e.message, 'timeout waiting for Tiny (2s)');
   assert.ok(Date.now() - started < 4000);
-  assert.ok(e.details && e.details.length === 20 && e.details.every((l) => l.startsWith('tick')), String(e.details));
+  // The last lines, in order, at most 20 of them (the machine may be slow: at least a few).
+  const n = (e.details ?? []).map((l) => Number(l.replace('tick ', '')));
+  assert.ok(n.length >= 5 && n.length <= 20 && n.every((x, i) => i === 0 || x === n[i - 1] + 1), String(e.details));
 });
 
 test('abort stops the wait with Cancelled', async () => {
