@@ -1,8 +1,9 @@
 // Step `rootfs`: rootfs.img from the service's image, with init.sh at /sbin/init; no root, no mount, reproducible.
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Step } from '../lib/task.ts';
 import { UserError } from '../lib/error.ts';
-import { exportImage, imageExists } from '../lib/build/builder.ts';
+import { checkDaemon, exportImage, imageExists } from '../lib/build/builder.ts';
 import { buildRootfs } from '../lib/build/rootfs.ts';
 
 /** Shared shell functions every init.sh sources (mounts, data disk, secrets, network). */
@@ -24,6 +25,7 @@ export const step: Step = {
   async run(ctx) {
     const { service, config } = ctx;
     const image = ctx.dep(`${service.name}:image`).value;
+    await checkDaemon(config.builder);
     if (typeof image !== 'string' || !(await imageExists(config.builder, image))) {
       throw new UserError(`image ${String(image).slice(0, 19)} of ${service.name} is not in the ${config.builder} daemon (built on another machine, or removed)`, {
         hint: `rebuild it: sovereign run ${service.name}:image --force`,
@@ -31,13 +33,17 @@ export const step: Step = {
     }
     const tar = join(ctx.outDir, 'image.tar');
     ctx.progress(0, undefined, 'exporting image');
-    await exportImage(config.builder, image, tar, ctx.signal);
-    await buildRootfs({
-      tar, out: join(ctx.outDir, 'rootfs.img'), sizeBytes: service.rootfsSize,
-      initSh: join(ctx.root, service.dir, 'init.sh'), initLib: join(ctx.root, INIT_LIB),
-      workDir: ctx.outDir, seed: `sovereign-rootfs-${service.name}`, sizeField: `services.${service.name}.rootfsSize`,
-      signal: ctx.signal, onProgress: (done, total, label) => ctx.progress(done, total, label),
-    });
+    try {
+      await exportImage(config.builder, image, tar, ctx.signal);
+      await buildRootfs({
+        tar, out: join(ctx.outDir, 'rootfs.img'), sizeBytes: service.rootfsSize,
+        initSh: join(ctx.root, service.dir, 'init.sh'), initLib: join(ctx.root, INIT_LIB),
+        workDir: ctx.outDir, seed: `sovereign-rootfs-${service.name}`, sizeField: `services.${service.name}.rootfsSize`,
+        signal: ctx.signal, onProgress: (done, total, label) => ctx.progress(done, total, label),
+      });
+    } finally {
+      await fs.rm(tar, { force: true }); // ~the image's size; not an output
+    }
   },
 };
 

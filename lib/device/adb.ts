@@ -16,7 +16,7 @@ const CLEANUP_TIMEOUT_MS = 5000;
 /** Unpacking a data disk on a phone can take a while. */
 const UNPACK_TIMEOUT_MS = 10 * 60_000;
 /** adb's own failures (as opposed to the remote command's) print one of these. */
-const ADB_FAILURE = /^(adb: )?error: (device|no devices|more than one|closed|protocol fault)/m;
+const ADB_FAILURE = /no devices\/emulators found|device '[^']*' not found|device (unauthorized|offline|still authorizing)|more than one device|error: closed|protocol fault/;
 
 const AUTH_HINT = 'unlock the phone, accept the "Allow USB debugging" prompt, then run `adb devices` (it should say "device")';
 
@@ -81,7 +81,7 @@ async function onlyAttachedDevice(device: Device): Promise<string> {
 
 async function ensureReady(device: Device, serial: string): Promise<void> {
   const r = await exec('adb', ['-s', serial, 'get-state'], { timeoutMs: 10_000, nothrow: true });
-  const state = r.code === 0 ? r.stdout.trim() : (/error: (?:device )?(.*)/.exec(r.stderr)?.[1]?.trim() ?? 'absent');
+  const state = r.code === 0 ? r.stdout.trim() : (r.stderr.trim().split('\n')[0] || 'absent');
   if (state !== 'device') {
     throw new UserError(`adb device ${serial} (device '${device.name}') is not ready: ${state}`, { code: 'environment', hint: AUTH_HINT });
   }

@@ -127,6 +127,24 @@ test('same tar, different folders and cwd: byte-identical images', async () => {
   }
 });
 
+test('built as an unprivileged user: same bytes as built as root (no root needed)', async () => {
+  if (process.getuid?.() !== 0) return; // the suite itself then already runs unprivileged
+  const asRoot = await build(join(work, 'user-root'));
+  const dir = await fs.mkdtemp(join(tmpdir(), `sov-rootfs-nobody-${process.pid}-`));
+  try {
+    await fs.chmod(dir, 0o777);
+    await fs.chmod(work, 0o755);
+    await fs.chmod(imageTar, 0o644);
+    const opts = { tar: imageTar, out: join(dir, 'rootfs.img'), sizeBytes: 64 * 1024 * 1024, initSh, workDir: dir, seed: 'sovereign-rootfs-test' };
+    const tsx = join(process.cwd(), 'node_modules/tsx/dist/esm/index.mjs');
+    await exec('runuser', ['-u', 'nobody', '--', process.execPath, '--import', tsx, join(process.cwd(), 'test/support/build-rootfs.ts'), JSON.stringify(opts)], { env: { ...process.env, HOME: dir } });
+    assert.is((await fs.stat(opts.out)).uid, 65534, 'built by nobody');
+    assert.is(await sha256(opts.out), await sha256(asRoot));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('content larger than the size: a clear error naming rootfsSize and the size needed', async () => {
   const dir = join(work, 'big');
   await fs.mkdir(join(dir, 'src'), { recursive: true });

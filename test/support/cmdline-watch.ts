@@ -8,7 +8,14 @@ export interface CmdlineWatch {
   stop(): string[];
 }
 
-export function watchCmdlines(needle: string, everyMs = 1): CmdlineWatch {
+/** The secret as text and as base64 at each of the three byte alignments it could have inside a larger input. */
+export function secretForms(secret: string): string[] {
+  return [0, 1, 2].map((k) => Buffer.from('x'.repeat(k) + secret).toString('base64').slice(k ? 4 : 0, -4)).concat(secret);
+}
+
+/** Flags any process whose argv contains one of `needles`. */
+export function watchCmdlines(needles: string | string[], everyMs = 1): CmdlineWatch {
+  const list = typeof needles === 'string' ? [needles] : needles;
   const hits: string[] = [];
   let scans = 0;
   const scan = () => {
@@ -17,7 +24,7 @@ export function watchCmdlines(needle: string, everyMs = 1): CmdlineWatch {
       if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
       try {
         const argv = readFileSync(`/proc/${pid}/cmdline`).toString('utf8');
-        if (argv.includes(needle)) hits.push(argv.replace(/\0/g, ' '));
+        if (list.some((n) => argv.includes(n))) hits.push(argv.replace(/\0/g, ' '));
       } catch { /* exited meanwhile */ }
     }
   };

@@ -1,0 +1,92 @@
+// .env parsing (never evaluated), per-service key selection, and the padded secrets file.
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { UserError } from '../lib/error.ts';
+import { parseEnv, readEnvFile, renderSecretsFile, secretsFor } from '../lib/secrets.ts';
+import { testService } from './support/device-context.ts';
+
+const env = (text: string) => Object.fromEntries(parseEnv(text));
+
+test('KEY=VALUE, comments, blank lines, export, spaces around =', () => {
+  assert.equal(env('# comment\n\nA=1\n  # indented comment\nexport B=two\nC = three \r\n'), { A: '1', B: 'two', C: 'three' });
+});
+
+test('= inside values, and the last assignment wins', () => {
+  assert.equal(env('URL=postgres://u:p@h/db?sslmode=require&x=1\nTOKEN=abc==\nTOKEN=def=='), { URL: 'postgres://u:p@h/db?sslmode=require&x=1', TOKEN: 'def==' });
+});
+
+test('quotes: single literal, double with simple escapes, trailing comments', () => {
+  assert.equal(env(`S='a "b" \\n $X'\nD="line\\nnext \\"q\\" \\\\ \\$HOME tab\\t"\nH="has # hash" # comment\nU=value # comment\nN=no#comment\nE=\nQ=''`), {
+    S: 'a "b" \\n $X',
+    D: 'line\nnext "q" \\ $HOME tab\t',
+    H: 'has # hash',
+    U: 'value',
+    N: 'no#comment',
+    E: '',
+    Q: '',
+  });
+});
+
+test('nothing is evaluated: $(...), backticks and ${VAR} stay text', async () => {
+  const marker = join(tmpdir(), `sov-secrets-eval-${process.pid}`);
+  const parsed = env(`A=$(touch ${marker})\nB=\`touch ${marker}\`\nC=\${HOME}\nD="$(touch ${marker})"`);
+  assert.is(parsed.A, `$(touch ${marker})`);
+  assert.is(parsed.B, `\`touch ${marker}\``);
+  assert.is(parsed.C, '${HOME}');
+  assert.is(parsed.D, `$(touch ${marker})`);
+  assert.is(await fs.access(marker).then(() => true, () => false), false, 'no command ran');
+});
+
+test('malformed lines: an error with file and line, never the value', () => {
+  for (const [text, line] of [['A=1\nnot a pair with SECRETVALUE\n', 2], ['A="unterminated SECRETVALUE', 1], ["B='x' SECRETVALUE", 1], ['1BAD=SECRETVALUE', 1]] as const) {
+    try {
+      parseEnv(text, 'repo/.env');
+      assert.unreachable(`accepted: ${text}`);
+    } catch (e) {
+      assert.instance(e, UserError);
+      assert.match((e as UserError).message, `repo/.env:${line}:`);
+      assert.not.match((e as UserError).message, 'SECRETVALUE');
+    }
+  }
+});
+
+test('secretsFor: only the declared keys; a missing key names key, service and file', async () => {
+  const dir = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-'));
+  try {
+    const svc = testService(['DB_PASSWORD', 'API_TOKEN']);
+    await fs.writeFile(join(dir, '.env'), 'DB_PASSWORD=pw\nAPI_TOKEN=tok\nTAILSCALE_API_KEY=not-for-this-vm\n');
+    assert.equal(await secretsFor(svc, dir), { DB_PASSWORD: 'pw', API_TOKEN: 'tok' });
+    assert.equal(await secretsFor(svc, await readEnvFile(join(dir, '.env'))), { DB_PASSWORD: 'pw', API_TOKEN: 'tok' });
+    assert.equal(await secretsFor(testService([]), join(dir, 'nowhere')), {}, 'no keys declared: no .env needed');
+
+    await fs.writeFile(join(dir, '.env'), 'DB_PASSWORD=pw\n');
+    const e = await secretsFor(svc, dir).then(() => undefined, (x: unknown) => x as UserError);
+    assert.instance(e, UserError);
+    assert.match(e!.message, 'API_TOKEN');
+    assert.match(e!.message, "'sql'");
+    assert.match(e!.message, '.env');
+    assert.match(e!.hint!, 'API_TOKEN=');
+    assert.not.match(e!.message, 'DB_PASSWORD');
+
+    await fs.rm(join(dir, '.env'));
+    const gone = await secretsFor(svc, dir).then(() => undefined, (x: unknown) => x as UserError);
+    assert.match(gone!.message, /does not exist/);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('renderSecretsFile: KEY=VALUE lines padded with NUL to whole 4 KiB blocks; line breaks refused', () => {
+  const one = renderSecretsFile({ A: 'x y', B: "q'uote" });
+  assert.is(one.length, 4096);
+  assert.is(one.subarray(0, 15).toString(), "A=x y\nB=q'uote\n");
+  assert.ok(one.subarray(15).every((b) => b === 0));
+  assert.is(renderSecretsFile({}).length, 4096, 'an empty file is still one block');
+  assert.is(renderSecretsFile({ BIG: 'z'.repeat(5000) }).length, 8192);
+  assert.throws(() => renderSecretsFile({ A: 'two\nlines' }), (e: Error) => e instanceof UserError && /A/.test(e.message) && !e.message.includes('two'));
+});
+
+test.run();
