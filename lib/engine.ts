@@ -87,11 +87,17 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       onWarning: (message) => { if (!warned.has(message)) { warned.add(message); req.emit({ type: 'warning', message }); } },
     });
     const workers = Math.max(1, req.concurrency ?? cpus().length);
+    let secretsQueue: Promise<unknown> = Promise.resolve();
     const rebuilder = new Rebuilder(graph, {
       concurrency: workers,
       root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit: req.emit,
       openDevice: () => (session ??= import('./device/session.ts').then((m) => m.openSession(device, req.root))),
-      secrets: async (svc) => (await import('./secrets.ts')).secretsFor(req.config.services.get(svc)!, req.root),
+      // One at a time: two services sharing a missing key must get the same generated value.
+      secrets: (svc) => (secretsQueue = secretsQueue.catch(() => undefined).then(async () => {
+        const { values, generated } = await (await import('./secrets.ts')).ensureSecrets(req.config.services.get(svc)!, req.root, !req.dryRun);
+        if (generated.length) req.emit({ type: 'warning', message: `generated random ${generated.join(', ')} into .env for ${svc} (keep .env private; edit it to choose your own)` });
+        return values;
+      })) as Promise<Record<string, string>>,
       confirm: req.confirm,
     });
     req.emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });

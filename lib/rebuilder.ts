@@ -84,7 +84,7 @@ export class Rebuilder {
   async execute(id: string, signal: AbortSignal): Promise<void> {
     const node = this.g.nodes.get(id)!;
     const started = Date.now();
-    const done = (outcome: Outcome, reason: string, extra: { cutoff?: boolean } = {}) => {
+    const done = (outcome: Outcome, reason: string, extra: { cutoff?: boolean; bytes?: number } = {}) => {
       const r = this.results.get(id);
       this.o.emit({ type: 'done', task: id, outcome, reason, durationMs: Date.now() - started, key: r?.key, outputHash: r?.outputHash, ...extra });
     };
@@ -331,7 +331,7 @@ export class Rebuilder {
     done('ran', present ? 'replaced (--fresh-data)' : 'created');
   }
 
-  private async effect(node: TaskNode, signal: AbortSignal, done: (o: Outcome, r: string) => void) {
+  private async effect(node: TaskNode, signal: AbortSignal, done: (o: Outcome, r: string, x?: { bytes?: number }) => void) {
     const unknownDep = node.deps.find((d) => this.result(d).unknown);
     const { key, parts } = unknownDep ? { key: '', parts: {} } : await this.key(node);
     this.results.set(node.id, { key, outputHash: key, files: {}, materialised: true, unknown: !!unknownDep });
@@ -349,10 +349,10 @@ export class Rebuilder {
     if (this.o.dryRun) return done('would-run', reason);
     await this.materialiseDeps(node, signal);
     this.o.emit({ type: 'start', task: node.id, reason });
-    await this.slots.with(async () => node.step.run?.(ctx));
+    const ret = await this.slots.with(async () => node.step.run?.(ctx));
     if (signal.aborted) throw new Cancelled();
     if (node.step.kind === 'effect') this.remember(node, key, parts, key);
-    done('ran', reason);
+    done('ran', reason, { bytes: ret ? ret.bytes : undefined });
   }
 
   private remember(node: TaskNode, key: string, parts: KeyParts, outputHash: string) {

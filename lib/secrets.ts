@@ -1,6 +1,8 @@
 // Secrets: `.env` parsed (never sourced or evaluated), each service's declared keys picked, the device file rendered.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from './fsutil.ts';
 import type { Service } from './config.ts';
 import { UserError } from './error.ts';
 
@@ -95,4 +97,22 @@ export function renderSecretsFile(values: Record<string, string>): Buffer {
   const out = Buffer.alloc(size);
   text.copy(out);
   return out;
+}
+
+/**
+ * The declared keys of `service`, generating the missing ones (random, 32 characters) into `<root>/.env`
+ * (mode 0600) when `generate` is set, so a fresh checkout deploys without hand-made passwords.
+ * Returns the names it generated, never their values.
+ */
+export async function ensureSecrets(service: Service, root: string, generate: boolean): Promise<{ values: Record<string, string>; generated: string[] }> {
+  const path = join(root, '.env');
+  const env = await readEnvFile(path);
+  const missing = service.secrets.filter((k) => !env.has(k));
+  if (missing.length && !generate) return { values: Object.fromEntries(service.secrets.filter((k) => env.has(k)).map((k) => [k, env.get(k)!])), generated: [] };
+  if (missing.length) {
+    const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
+    const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');
+    await writeFileAtomic(path, `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
+  }
+  return { values: await secretsFor(service, root), generated: missing };
 }

@@ -58,6 +58,8 @@ export interface Step {
 export interface StepResult {
   /** Non-file output (e.g. an image id); part of the output hash. */
   value?: unknown;
+  /** Bytes this step moved (pushed to the device, downloaded), for the run summary. */
+  bytes?: number;
 }
 
 /** A dependency's outputs, materialised on disk when a dependent runs. */

@@ -16,7 +16,8 @@ interface PushSpec {
   sparse?: boolean;
   /** What the device must hold and how to put it there; defaults to "the dependency's file, by manifest". */
   check?(ctx: RunContext, path: string): Promise<true | string>;
-  run?(ctx: RunContext, path: string): Promise<void>;
+  /** Returns the bytes sent. */
+  run?(ctx: RunContext, path: string): Promise<number>;
 }
 
 const depId = (ctx: { service: { name: string } }, step: string) => `${ctx.service.name}:${step}`;
@@ -38,7 +39,7 @@ function pushStep(spec: PushSpec): Step {
     },
     async run(ctx) {
       const path = await devicePath(ctx, spec.file);
-      await (spec.run ?? pushArtifact(spec))(ctx, path);
+      return { bytes: await (spec.run ?? pushArtifact(spec))(ctx, path) };
     },
   };
 }
@@ -63,12 +64,13 @@ function checkByManifest(spec: PushSpec) {
 
 /** Uploads the dependency's file atomically and records it in the device manifest. */
 function pushArtifact(spec: PushSpec) {
-  return async (ctx: RunContext, path: string): Promise<void> => {
+  return async (ctx: RunContext, path: string): Promise<number> => {
     const out = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
     const dev = await ctx.session();
     const { bytes } = await dev.push(out.path, path, { signal: ctx.signal, sparse: spec.sparse, progress: (done, total) => ctx.progress(done, total, spec.file) });
     await dev.recordPush(ctx.service.name, spec.file, { sha256: out.sha256, size: out.size });
     ctx.log(`pushed ${spec.file} (${bytes} bytes sent)`);
+    return bytes;
   };
 }
 
@@ -90,11 +92,14 @@ const dataDisk: PushSpec = {
   async run(ctx, path) {
     // Guard here too, not only in check: --force skips checks, and must never cost user data.
     if (await (await ctx.session()).exists(path)) {
-      if (!ctx.flags.freshData) return ctx.log('keeping the existing data.img on the device (use --fresh-data to replace it)');
+      if (!ctx.flags.freshData) {
+        ctx.log('keeping the existing data.img on the device (use --fresh-data to replace it)');
+        return 0;
+      }
       const question = `Replace data.img of ${ctx.service.displayName} on the device? Everything stored in it is lost.`;
       if (!(await ctx.confirm(question))) throw new UserError(`data.img of ${ctx.service.name} was not replaced (not confirmed)`, { hint: 'answer yes, or pass --yes with --fresh-data' });
     }
-    await pushArtifact(dataDisk)(ctx, path);
+    return pushArtifact(dataDisk)(ctx, path);
   },
 };
 export const pushDataDisk = pushStep(dataDisk);
@@ -116,5 +121,6 @@ export const pushSecrets = pushStep({
     const content = renderSecretsFile(await ctx.secrets());
     await (await ctx.session()).writeFile(path, content, 0o600);
     ctx.progress(content.length, content.length, SECRETS_FILE);
+    return content.length;
   },
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UserError } from '../lib/error.ts';
-import { parseEnv, readEnvFile, renderSecretsFile, secretsFor } from '../lib/secrets.ts';
+import { ensureSecrets, parseEnv, readEnvFile, renderSecretsFile, secretsFor } from '../lib/secrets.ts';
 import { testService } from './support/device-context.ts';
 
 const env = (text: string) => Object.fromEntries(parseEnv(text));
@@ -87,6 +87,25 @@ test('renderSecretsFile: KEY=VALUE lines padded with NUL to whole 4 KiB blocks; 
   assert.is(renderSecretsFile({}).length, 4096, 'an empty file is still one block');
   assert.is(renderSecretsFile({ BIG: 'z'.repeat(5000) }).length, 8192);
   assert.throws(() => renderSecretsFile({ A: 'two\nlines' }), (e: Error) => e instanceof UserError && /A/.test(e.message) && !e.message.includes('two'));
+});
+
+test('missing declared keys are generated into .env (0600) on a real run, never on a dry run', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sovereign-gen-'));
+  const svc = { ...testService(), name: 'sql', secrets: ['POSTGRES_PASSWORD', 'KEEP'] };
+  await fs.writeFile(join(root, '.env'), 'KEEP=mine\n');
+  const dry = await ensureSecrets(svc, root, false);
+  assert.equal(dry.generated, []);
+  assert.equal(dry.values, { KEEP: 'mine' });
+  assert.is(await fs.readFile(join(root, '.env'), 'utf8'), 'KEEP=mine\n');
+  const real = await ensureSecrets(svc, root, true);
+  assert.equal(real.generated, ['POSTGRES_PASSWORD']);
+  assert.is(real.values.KEEP, 'mine');
+  assert.match(real.values.POSTGRES_PASSWORD, /^[A-Za-z0-9_-]{32}$/);
+  assert.is((await fs.stat(join(root, '.env'))).mode & 0o777, 0o600);
+  const again = await ensureSecrets(svc, root, true);
+  assert.equal(again.generated, []);
+  assert.is(again.values.POSTGRES_PASSWORD, real.values.POSTGRES_PASSWORD, 'generated once, then kept');
+  await fs.rm(root, { recursive: true });
 });
 
 test.run();

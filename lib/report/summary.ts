@@ -20,19 +20,19 @@ export interface RunSummary {
   interrupted: boolean;
   durationMs: number;
   counts: Record<string, number>;
+  /** Bytes moved by all tasks (pushed to the device, downloaded). */
+  bytes: number;
   tasks: TaskSummary[];
   warnings: string[];
 }
 
 export function summaryCollector(command: string[]) {
-  const s: RunSummary = { command, ok: false, interrupted: false, durationMs: 0, counts: {}, tasks: [], warnings: [] };
-  const bytes = new Map<string, number>();
-  const add = (t: TaskSummary) => { s.tasks.push(t); s.counts[t.outcome] = (s.counts[t.outcome] ?? 0) + 1; };
+  const s: RunSummary = { command, ok: false, interrupted: false, durationMs: 0, counts: {}, bytes: 0, tasks: [], warnings: [] };
+  const add = (t: TaskSummary) => { s.tasks.push(t); s.counts[t.outcome] = (s.counts[t.outcome] ?? 0) + 1; s.bytes += t.bytes ?? 0; };
   const onEvent = (e: RunEvent) => {
     switch (e.type) {
       case 'plan': s.device = e.device; break;
-      case 'progress': if (e.label?.startsWith('push') && e.total) bytes.set(e.task, e.done); break;
-      case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: bytes.get(e.task) ?? e.bytes }); break;
+      case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: e.bytes }); break;
       case 'failed': add({ task: e.task, outcome: 'failed', error: e.message, durationMs: e.durationMs }); break;
       case 'cancelled': add({ task: e.task, outcome: 'cancelled' }); break;
       case 'blocked': add({ task: e.task, outcome: 'blocked', reason: `${e.by} failed` }); break;
