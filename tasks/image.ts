@@ -11,12 +11,6 @@ export function platformOf(service: PlanContext['service'], device: Device): str
   return service.platform ?? (device.arch === 'aarch64' ? 'linux/arm64' : 'linux/amd64');
 }
 
-/** RunContext.device() shadows PlanContext.device; the Device is behind the session at run time. */
-async function deviceOf(ctx: RunContext): Promise<Device> {
-  const d = ctx.device as unknown as Device | (() => Promise<{ device: Device }>);
-  return typeof d === 'function' ? (await d()).device : d;
-}
-
 export const step: Step = {
   name: 'image',
   kind: 'artifact',
@@ -37,7 +31,7 @@ export const step: Step = {
     const buildArgs = { ...service.buildArgs };
     if (service.base) buildArgs.BASE_IMAGE = await baseImage(ctx);
     const id = await buildImage({
-      kind: config.builder, dockerfile, context: join(ctx.root, service.dir), buildArgs, platform: platformOf(service, await deviceOf(ctx)),
+      kind: config.builder, dockerfile, context: join(ctx.root, service.dir), buildArgs, platform: platformOf(service, ctx.device),
       tag: `sovereign-${service.name}:${ctx.key.slice(0, 12)}`, signal: ctx.signal, onLine: ctx.log,
     });
     return { value: id };

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
+import { parseRecord } from './record.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
 export class LocalStore implements Store {
@@ -17,8 +18,7 @@ export class LocalStore implements Store {
 
   async getRecord(key: string): Promise<CacheRecord | undefined> {
     try {
-      const rec = JSON.parse(await fs.readFile(this.recordPath(key), 'utf8')) as CacheRecord;
-      return isRecord(rec) && rec.key === key ? rec : undefined;
+      return parseRecord(JSON.parse(await fs.readFile(this.recordPath(key), 'utf8')), key);
     } catch {
       return undefined;
     }
@@ -119,11 +119,6 @@ export class LocalStore implements Store {
     }
     return { removedRecords, freedBytes, sizeBytes: size };
   }
-}
-
-function isRecord(r: unknown): r is CacheRecord {
-  const x = r as CacheRecord;
-  return !!x && x.schema === 1 && typeof x.key === 'string' && Array.isArray(x.files) && typeof x.outputHash === 'string';
 }
 
 async function copyHashing(src: string, dest: string, size: number, progress?: TransferProgress): Promise<string> {
