@@ -190,7 +190,7 @@ export function resolveConfig(input: unknown, file: string): Result<Config, User
   }
 
   const devices = new Map<string, Device>();
-  devices.set('local', { name: 'local', transport: 'local', hypervisor: 'qemu', root: '.sovereign/device', arch: 'x86_64' });
+  devices.set('local', { name: 'local', transport: 'local', hypervisor: 'qemu', root: '.sovereign/devices/local', arch: 'x86_64' });
   if (raw.devices !== undefined) {
     if (!isObject(raw.devices)) bad('devices', 'must be an object of named devices');
     else for (const [name, d] of Object.entries(raw.devices as Record<string, unknown>)) {

@@ -10,6 +10,7 @@ packages=(
   openssh-client openssh-server rsync  # ssh devices (the server only for the tests' device host)
   adb                            # Android devices
   busybox-static                 # tiny test images
+  postgresql-client              # psql: sql:test logs in and runs a query on the local device
   iproute2 curl ca-certificates
 )
 if [ "$(id -u)" != 0 ]; then echo "setup-host.sh: run as root (sudo $0)" >&2; exit 1; fi

@@ -1,4 +1,5 @@
-// Step `kernel`: the service's guest kernel (downloaded and checksum-verified, copied, or from a Debian package), or another service's.
+// Step `kernel`: the service's guest kernel (downloaded and checksum-verified, copied, or from a Debian package) and
+// the guest modules that match it (modules.tar, installed by rootfs), or another service's.
 import { isAbsolute, join } from 'node:path';
 import type { Step } from '../lib/task.ts';
 import { fetchKernel, kernelKeyInput } from '../lib/vm/kernel.ts';
@@ -6,8 +7,8 @@ import { fetchKernel, kernelKeyInput } from '../lib/vm/kernel.ts';
 export const kernel: Step = {
   name: 'kernel',
   kind: 'artifact',
-  version: 1,
-  summary: 'guest kernel image, checksum-verified',
+  version: 2,
+  summary: 'guest kernel image, checksum-verified, and its NIC modules',
   deps: () => [],
   // `{ from: 'sql' }` is sql's kernel task under a second name: fetched once, shared.
   alias: ({ service }) => ('from' in service.kernel ? `${service.kernel.from}:kernel` : undefined),
@@ -17,11 +18,13 @@ export const kernel: Step = {
     if ('path' in source && !isAbsolute(source.path)) return { config: { kernel: 'file' }, files: [{ file: source.path }] };
     return { config: { kernel: await kernelKeyInput(source, '/') } };
   },
-  outputs: () => ['kernel'],
+  // modules.tar: the NIC drivers a `{ deb }` kernel builds as modules, with their load order; empty for other sources.
+  outputs: () => ['kernel', 'modules.tar'],
   async run(ctx) {
     await fetchKernel(ctx.service.kernel, {
       root: ctx.root,
       dest: join(ctx.outDir, 'kernel'),
+      modulesDest: join(ctx.outDir, 'modules.tar'),
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'kernel'),
       log: ctx.log,

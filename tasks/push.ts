@@ -1,6 +1,8 @@
 // The push steps: put one artifact (or the secrets file) into `<root>/vm/<svc>/` on the device, atomically, when it differs.
+import { promises as fs } from 'node:fs';
 import { posix } from 'node:path';
 import { UserError } from '../lib/error.ts';
+import { hashFile } from '../lib/hash.ts';
 import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
 import type { RunContext, Step } from '../lib/task.ts';
 
@@ -14,6 +16,8 @@ interface PushSpec {
   from?: string;
   /** Transfer only the data of a sparse file (the data disk). */
   sparse?: boolean;
+  /** The dependency's output hash is its recipe, not its bytes (user data): record the pushed file's own sha256 and size. */
+  hashOnPush?: boolean;
   /** What the device must hold and how to put it there; defaults to "the dependency's file, by manifest". */
   check?(ctx: RunContext, path: string): Promise<true | string>;
   /** Returns the bytes sent. */
@@ -66,12 +70,19 @@ function checkByManifest(spec: PushSpec) {
 function pushArtifact(spec: PushSpec) {
   return async (ctx: RunContext, path: string): Promise<number> => {
     const out = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
+    const pushed = spec.hashOnPush ? await identity(ctx, out.path, spec.file) : out;
     const dev = await ctx.session();
     const { bytes } = await dev.push(out.path, path, { signal: ctx.signal, sparse: spec.sparse, progress: (done, total) => ctx.progress(done, total, spec.file) });
-    await dev.recordPush(ctx.service.name, spec.file, { sha256: out.sha256, size: out.size });
+    await dev.recordPush(ctx.service.name, spec.file, { sha256: pushed.sha256, size: pushed.size });
     ctx.log(`pushed ${spec.file} (${bytes} bytes sent)`);
     return bytes;
   };
+}
+
+/** sha256 and size of a local file (read once, with progress: a data disk may be GiBs of mostly holes). */
+async function identity(ctx: RunContext, path: string, label: string): Promise<{ sha256: string; size: number }> {
+  const { size } = await fs.stat(path);
+  return { sha256: await hashFile(path, (done) => ctx.progress(done, size, `hashing ${label}`), size), size };
 }
 
 export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device', file: 'rootfs.img', from: 'rootfs' });
@@ -85,6 +96,7 @@ const dataDisk: PushSpec = {
   file: 'data.img',
   from: 'data-disk',
   sparse: true,
+  hashOnPush: true,
   async check(ctx, path) {
     if (!(await (await ctx.session()).exists(path))) return 'data.img is not on the device yet';
     return ctx.flags.freshData ? '--fresh-data: replace data.img on the device' : true;

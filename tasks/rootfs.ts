@@ -1,4 +1,5 @@
-// Step `rootfs`: rootfs.img from the service's image, with init.sh at /sbin/init; no root, no mount, reproducible.
+// Step `rootfs`: rootfs.img from the service's image, with init.sh at /sbin/init and the kernel's guest modules;
+// no root, no mount, reproducible.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Step } from '../lib/task.ts';
@@ -12,9 +13,10 @@ export const INIT_LIB = 'vm/common/init-lib.sh';
 export const step: Step = {
   name: 'rootfs',
   kind: 'artifact',
-  version: 1,
+  version: 2,
   summary: 'ext4 rootfs.img with init, device nodes, owners and fixed times',
-  deps: ({ service }) => [`${service.name}:image`],
+  // The service's own kernel task (an alias of sql:kernel for a shared kernel): its modules.tar goes into the rootfs.
+  deps: ({ service }) => [`${service.name}:image`, `${service.name}:kernel`],
   inputs: ({ service }) => ({
     // rootfsSize shapes the file system; the service name seeds its UUID and hash seed.
     config: { rootfsSize: service.rootfsSize, seed: service.name },
@@ -38,6 +40,7 @@ export const step: Step = {
       await buildRootfs({
         tar, out: join(ctx.outDir, 'rootfs.img'), sizeBytes: service.rootfsSize,
         initSh: join(ctx.root, service.dir, 'init.sh'), initLib: join(ctx.root, INIT_LIB),
+        modulesTar: ctx.dep(`${service.name}:kernel`).files['modules.tar']?.path,
         workDir: ctx.outDir, seed: `sovereign-rootfs-${service.name}`, sizeField: `services.${service.name}.rootfsSize`,
         signal: ctx.signal, onProgress: (done, total, label) => ctx.progress(done, total, label),
       });

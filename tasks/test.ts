@@ -1,48 +1,80 @@
-// Step `test`: the VM runs, its console shows the ready marker, and every service port answers (PostgreSQL with a real startup exchange).
+// Step `test`: the VM runs, its console shows the ready marker, every service port answers, and PostgreSQL runs a real query.
 import { UserError } from '../lib/error.ts';
+import type { DeviceSession } from '../lib/device/device.ts';
 import { shQuote } from '../lib/device/shell.ts';
-import type { Step } from '../lib/task.ts';
-import { portAddress, postgresProbeScript, probe, tcpProbeScript } from '../lib/vm/probe.ts';
+import type { RunContext, Step } from '../lib/task.ts';
+import { portAddress, postgresProbeScript, probe, queryPostgres, tcpProbeScript } from '../lib/vm/probe.ts';
 import { runningPid, vmPath } from '../lib/vm/process.ts';
 import { startScriptParams } from '../lib/vm/start-script.ts';
 
-/** Ports that get the PostgreSQL protocol check on top of the TCP one. */
+/** Ports that get the PostgreSQL checks on top of the TCP one. */
 const POSTGRES_PORTS = new Set([5432]);
+/** The `.env` key holding the postgres role's password (the sql VM's init sets it). */
+const POSTGRES_PASSWORD = 'POSTGRES_PASSWORD';
+
+/** One check's verdict; `name` replaces the check's own when it had to check something else, `why` says why it failed. */
+interface Verdict { ok: boolean; name?: string; why?: string }
+interface Check { name: string; run: () => Promise<Verdict> }
+
+const verdict = (ok: boolean): Verdict => ({ ok });
 
 export const test: Step = {
   name: 'test',
   kind: 'always',
-  version: 1,
-  summary: 'check the VM is running, ready, and its ports answer',
+  version: 2,
+  summary: 'check the VM is running, ready, its ports answer, and PostgreSQL runs a query',
   usesDevice: true,
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;
     const session = await ctx.session();
     const params = startScriptParams(service, session.device);
-    const checks: { name: string; run: () => Promise<boolean> }[] = [
-      { name: 'VM process running', run: async () => (await runningPid(session, service.name, ctx.signal)) !== undefined },
+    const checks: Check[] = [
+      { name: 'VM process running', run: async () => verdict((await runningPid(session, service.name, ctx.signal)) !== undefined) },
       {
         name: `ready marker "${service.readyMarker}" in console.log`,
-        run: async () => (await session.run(`grep -qF -- ${shQuote(service.readyMarker)} ${shQuote(vmPath(session, service.name, 'log'))}`, { nothrow: true, signal: ctx.signal })).code === 0,
+        run: async () => verdict((await session.run(`grep -qF -- ${shQuote(service.readyMarker)} ${shQuote(vmPath(session, service.name, 'log'))}`, { nothrow: true, signal: ctx.signal })).code === 0),
       },
     ];
     for (const port of service.ports) {
       const at = portAddress(params, port);
-      checks.push({ name: `port ${port} answers (${at.host}:${at.port})`, run: () => probe(session, tcpProbeScript(at.host, at.port), ctx.signal) });
-      if (POSTGRES_PORTS.has(port)) {
-        checks.push({ name: `PostgreSQL answers on ${port}`, run: () => probe(session, postgresProbeScript(at.host, at.port), ctx.signal) });
-      }
+      checks.push({ name: `port ${port} answers (${at.host}:${at.port})`, run: async () => verdict(await probe(session, tcpProbeScript(at.host, at.port), ctx.signal)) });
+      if (POSTGRES_PORTS.has(port)) checks.push(await postgresCheck(ctx, session, at, port));
     }
     const failed: string[] = [];
     for (const [i, c] of checks.entries()) {
-      const ok = await c.run();
-      ctx.log(`${i + 1}. ${c.name}: ${ok ? '✓ PASS' : '✗ FAIL'}`);
-      if (!ok) failed.push(c.name);
+      const v = await c.run();
+      const name = v.name ?? c.name;
+      ctx.log(`${i + 1}. ${name}: ${v.ok ? '✓ PASS' : `✗ FAIL${v.why ? ` (${v.why})` : ''}`}`);
+      if (!v.ok) failed.push(v.why ? `${name}: ${v.why}` : name);
     }
     if (failed.length) throw new UserError(`${service.displayName}: ${failed.length} of ${checks.length} checks failed`, { details: failed, hint: `see \`sovereign run ${service.name}:logs\`` });
     ctx.log('=== ALL TESTS PASSED ===');
   },
 };
+
+/**
+ * A login as postgres with POSTGRES_PASSWORD running `SELECT 1` through the device's psql. Without psql on the
+ * device, or without the password in .env, it says so and checks the protocol (an authentication request) instead.
+ */
+async function postgresCheck(ctx: RunContext, session: DeviceSession, at: { host: string; port: number }, port: number): Promise<Check> {
+  const protocolName = `PostgreSQL answers on ${port} (protocol only, no login)`;
+  const protocol = async (): Promise<Verdict> => ({ ok: await probe(session, postgresProbeScript(at.host, at.port), ctx.signal), name: protocolName });
+  const password = (await ctx.secrets())[POSTGRES_PASSWORD];
+  if (!password) {
+    return { name: protocolName, run: async () => { ctx.log(`${POSTGRES_PASSWORD} is not in .env: the query check needs it; checking the protocol only`); return protocol(); } };
+  }
+  return {
+    name: `PostgreSQL on ${port}: login as postgres runs SELECT 1`,
+    async run() {
+      const r = await queryPostgres(session, at, password, ctx.signal);
+      if (r.ok === 'no-psql') {
+        ctx.log('the query check needs psql on the device (Debian: apt-get install postgresql-client); checking the protocol only');
+        return protocol();
+      }
+      return r.ok ? { ok: true } : { ok: false, why: r.reason };
+    },
+  };
+}
 
 export default test;

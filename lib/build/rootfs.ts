@@ -19,6 +19,8 @@ export interface RootfsOptions {
   initSh: string;
   /** Optional shared shell library, installed as /sbin/init-lib.sh for init.sh to source. */
   initLib?: string;
+  /** The kernel step's modules.tar: its files go to /lib/modules/sovereign (nothing when the tar is empty). */
+  modulesTar?: string;
   /** Temp space (staging needs about the image's size); a private folder is made inside it. */
   workDir: string;
   /** Derives the file-system UUID and directory hash seed: same seed and tar, same bytes. */
@@ -50,6 +52,7 @@ export async function buildRootfs(o: RootfsOptions): Promise<void> {
     const { meta, devices } = await extract(o.tar, root);
     step(1, 'installing init');
     await installInit(root, o, meta);
+    if (o.modulesTar) await installModules(root, o.modulesTar, meta);
     const nodes = await placeDevices(root, devices);
     const staged = await walk(root);
     checkFits(staged, o);
@@ -152,6 +155,24 @@ async function installInit(root: string, o: RootfsOptions, meta: Map<string, Met
   await fs.rm(join(root, sbin, 'init'), { force: true, recursive: true });
   await fs.symlink('init.sh', join(root, sbin, 'init'));
   meta.set(posix.join(sbin, 'init'), { uid: 0, gid: 0, perm: 0o777 });
+}
+
+/** Where guest modules go; init-lib.sh insmods the files its `load-order` names (lib/vm/kernel.ts writes both). */
+export const MODULES_DIR = 'lib/modules/sovereign';
+
+/** The kernel step's modules.tar (flat: `*.ko` and their load order), unpacked into MODULES_DIR as root-owned 0644 files. */
+async function installModules(root: string, tarFile: string, meta: Map<string, Meta>): Promise<void> {
+  const names: string[] = [];
+  await tar.t({ file: tarFile, onReadEntry: (e) => { names.push(e.path); } });
+  if (!names.length) return; // a kernel with its drivers built in
+  const bad = names.filter((n) => n.includes('/') || n.startsWith('.'));
+  if (bad.length) throw new UserError(`modules.tar has unexpected entries: ${bad.slice(0, 5).join(', ')}`);
+  const dir = posix.join(await resolveIn(root, posix.dirname(MODULES_DIR)), posix.basename(MODULES_DIR));
+  for (let d = dir; d !== '.' && !meta.has(d); d = posix.dirname(d)) meta.set(d, { uid: 0, gid: 0, perm: 0o755 });
+  await fs.rm(join(root, dir), { recursive: true, force: true });
+  await fs.mkdir(join(root, dir), { recursive: true });
+  await tar.x({ file: tarFile, cwd: join(root, dir), preserveOwner: false, noMtime: true, strict: true });
+  for (const n of names) meta.set(posix.join(dir, n), { uid: 0, gid: 0, perm: 0o644 });
 }
 
 /** The standard device nodes plus the tar's own; staged placeholders (docker's empty dev/console) are removed. */

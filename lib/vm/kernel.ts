@@ -1,14 +1,15 @@
-// Guest kernel sources: fetch (verified), copy, or cut out of a Debian package; and what of a source goes into the key.
+// Guest kernel sources: fetch (verified), copy, or cut out of a Debian package (with its NIC modules); and what of a source goes into the key.
 import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar';
 import type { KernelSource } from '../config.ts';
 import { Cancelled, UserError } from '../error.ts';
 import { exec } from '../exec.ts';
-import { copyFileAtomic, tmpName } from '../fsutil.ts';
+import { copyFileAtomic, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 
 export interface FetchKernelOptions {
@@ -19,16 +20,33 @@ export interface FetchKernelOptions {
   signal?: AbortSignal;
   progress?: (done: number, total?: number) => void;
   log?: (line: string) => void;
+  /** Where modules.tar goes: the guest's NIC modules for `{ deb }` kernels, an empty tar for others. */
+  modulesDest?: string;
 }
+
+/**
+ * Drivers a guest needs that Debian's cloud kernel builds as modules (`=m`): virtio over PCI and the virtio
+ * NIC. Their dependencies (virtio_ring, failover, …) are followed through each module's own `depends=`.
+ */
+export const GUEST_MODULES = ['virtio_pci', 'virtio_net'];
+/** In modules.tar, beside the flat `*.ko` files: their names in load order (dependencies first), one a line. */
+export const MODULES_ORDER = 'load-order';
+/** A fixed mtime for modules.tar entries: the same package gives the same bytes (early cutoff downstream). */
+const TAR_EPOCH = new Date(946_684_800_000);
 
 /** Puts the kernel of `source` at `opts.dest`. `{ from }` is resolved by the graph (alias), never here. */
 export async function fetchKernel(source: KernelSource, opts: FetchKernelOptions): Promise<void> {
   await fs.mkdir(dirname(opts.dest), { recursive: true });
-  if ('url' in source) return download(source.url, source.sha256, opts);
-  if ('path' in source) return copyKernel(kernelPath(source.path, opts.root), opts.dest);
   if ('deb' in source) return kernelFromDeb(source.deb, source.file, opts);
-  throw new Error(`kernel { from: '${source.from}' } is shared through the graph, not fetched`);
+  if ('url' in source) await download(source.url, source.sha256, opts);
+  else if ('path' in source) await copyKernel(kernelPath(source.path, opts.root), opts.dest);
+  else throw new Error(`kernel { from: '${source.from}' } is shared through the graph, not fetched`);
+  // A downloaded or given kernel comes without its modules: it is expected to have its drivers built in.
+  if (opts.modulesDest) await writeFileAtomic(opts.modulesDest, EMPTY_TAR);
 }
+
+/** Two zero blocks: a valid tar with no entries. */
+const EMPTY_TAR = Buffer.alloc(1024);
 
 /**
  * The part of a kernel source that decides its bytes, for the task key: the URL's pinned sha256, the content
@@ -43,7 +61,7 @@ export async function kernelKeyInput(source: KernelSource, root: string): Promis
     });
     return { fileSha256: sum };
   }
-  if ('deb' in source) return { deb: source.deb, file: source.file ?? 'boot/vmlinuz-*' };
+  if ('deb' in source) return { deb: source.deb, file: source.file ?? 'boot/vmlinuz-*', modules: GUEST_MODULES };
   return { from: source.from };
 }
 
@@ -106,6 +124,7 @@ async function kernelFromDeb(pkg: string, file: string | undefined, opts: FetchK
     await exec('dpkg', ['-x', join(work, debs[0]), tree], { signal: opts.signal });
     const kernel = await findKernel(tree, file ?? 'boot/vmlinuz-*');
     if (!kernel) throw new UserError(`package ${real} has no ${file ?? 'boot/vmlinuz-*'}`, { code: 'config', hint: 'name a linux-image package, or set kernel.file' });
+    if (opts.modulesDest) await writeModulesTar(tree, opts.modulesDest, opts.log);
     await copyKernel(kernel, opts.dest);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
@@ -134,4 +153,68 @@ async function findKernel(dir: string, pattern: string): Promise<string | undefi
   const names = await fs.readdir(folder).catch(() => [] as string[]);
   const hits = names.filter((n) => (post === undefined ? n === pre : n.startsWith(pre) && n.endsWith(post))).sort();
   return hits.length ? join(folder, hits[hits.length - 1]) : undefined;
+}
+
+/**
+ * modules.tar from a kernel package's extracted tree: GUEST_MODULES and their dependencies, flat, plus
+ * MODULES_ORDER. From the package that holds the kernel, so the modules always match its version.
+ * A wanted module the kernel has built in is skipped; one it lacks altogether is an error.
+ */
+async function writeModulesTar(tree: string, dest: string, log?: (line: string) => void): Promise<void> {
+  const { files, builtin } = await moduleIndex(join(tree, 'lib/modules'));
+  const order: string[] = [];
+  const visit = async (name: string, chain: string[]): Promise<void> => {
+    if (order.includes(name)) return;
+    if (chain.includes(name)) throw new UserError(`kernel module dependency cycle: ${[...chain, name].join(' -> ')}`);
+    const file = files.get(name);
+    if (!file) {
+      if (builtin.has(name)) return; // nothing to load
+      throw new UserError(`the kernel package has no module ${name}${chain.length ? ` (needed by ${chain[chain.length - 1]})` : ''}`, {
+        code: 'config', hint: 'guests need virtio_pci and virtio_net (built in or as modules): pick a kernel package that has them',
+      });
+    }
+    for (const dep of moduleDepends(await fs.readFile(file))) await visit(dep, [...chain, name]);
+    order.push(name);
+  };
+  for (const m of GUEST_MODULES) await visit(m, []);
+  const stage = await fs.mkdtemp(join(dirname(dest), '.modules-'));
+  try {
+    const names = order.map((m) => basename(files.get(m)!));
+    for (const [i, m] of order.entries()) {
+      await fs.copyFile(files.get(m)!, join(stage, names[i]));
+      await fs.chmod(join(stage, names[i]), 0o644);
+    }
+    await fs.writeFile(join(stage, MODULES_ORDER), names.map((n) => `${n}\n`).join(''), { mode: 0o644 });
+    await fs.chmod(join(stage, MODULES_ORDER), 0o644);
+    const tmp = tmpName(dest);
+    await tar.c({ file: tmp, cwd: stage, portable: true, mtime: TAR_EPOCH }, [...names, MODULES_ORDER].sort());
+    await fs.rename(tmp, dest);
+    log?.(`guest modules: ${order.join(' ') || '(all built in)'}`);
+  } finally {
+    await fs.rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** Every `*.ko` under lib/modules by module name (`-` read as `_`, as the kernel does), and the built-in names. */
+async function moduleIndex(dir: string): Promise<{ files: Map<string, string>; builtin: Set<string> }> {
+  const files = new Map<string, string>();
+  const builtin = new Set<string>();
+  const name = (p: string) => basename(p).replace(/\.ko$/, '').replace(/-/g, '_');
+  for (const rel of (await fs.readdir(dir, { recursive: true }).catch(() => [] as string[])).sort()) {
+    if (rel.endsWith('.ko')) files.set(name(rel), join(dir, rel));
+    if (basename(rel) === 'modules.builtin') {
+      for (const line of (await fs.readFile(join(dir, rel), 'utf8')).split('\n')) if (line.trim()) builtin.add(name(line.trim()));
+    }
+  }
+  return { files, builtin };
+}
+
+/** The `depends=` entry of a module's .modinfo section (NUL-separated key=value strings): what modprobe would load first. */
+export function moduleDepends(ko: Buffer): string[] {
+  for (let at = ko.indexOf('depends='); at >= 0; at = ko.indexOf('depends=', at + 1)) {
+    if (at > 0 && ko[at - 1] !== 0) continue;
+    const end = ko.indexOf(0, at);
+    return ko.subarray(at + 8, end < 0 ? undefined : end).toString('utf8').split(',').map((d) => d.trim().replace(/-/g, '_')).filter(Boolean);
+  }
+  return [];
 }

@@ -1,4 +1,5 @@
-// Checks run on the device against a VM's service ports: "answers on TCP" and "PostgreSQL answers a startup message".
+// Checks run on the device against a VM's service ports: "answers on TCP", "PostgreSQL answers a startup message",
+// and "PostgreSQL runs a query as a real login".
 import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
 import type { StartScriptParams } from './start-script.ts';
@@ -41,4 +42,35 @@ first=$({ printf '${startup}'; sleep 2; } | timeout 3 sh -c ${shQuote(`${NC}\nvm
 export async function probe(session: DeviceSession, script: string, signal?: AbortSignal): Promise<boolean> {
   const r = await session.run(script, { nothrow: true, signal, timeoutMs: 15_000 });
   return r.code === 0;
+}
+
+/** postgresQueryScript's exit code when the device has no psql. */
+export const NO_PSQL = 3;
+
+/**
+ * Logs in as `user` with a password and runs `SELECT 1` with the device's psql; prints psql's output.
+ * The password is the first line of the script's stdin, read into PGPASSWORD inside the script: it is never
+ * in any argument list (the transports keep argv fixed and send scripts and input on stdin or as `sh -c`
+ * text that holds no secret). Exits NO_PSQL when psql is missing.
+ */
+export function postgresQueryScript(host: string, port: number, user = 'postgres', database = 'postgres'): string {
+  return `command -v psql >/dev/null 2>&1 || exit ${NO_PSQL}
+IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ] || { echo "no password on stdin" >&2; exit 2; }
+export PGPASSWORD PGCONNECT_TIMEOUT=5
+out=$(psql -X -w -A -t -v ON_ERROR_STOP=1 -h ${shQuote(host)} -p ${port} -U ${shQuote(user)} -d ${shQuote(database)} -c 'SELECT 1' </dev/null 2>&1)
+rc=$?
+unset PGPASSWORD
+printf '%s\n' "$out"
+[ $rc -eq 0 ] && [ "$out" = 1 ]`;
+}
+
+export type QueryResult = { ok: true } | { ok: false; reason: string } | { ok: 'no-psql' };
+
+/** Runs postgresQueryScript on the device with `password` on stdin. */
+export async function queryPostgres(session: DeviceSession, at: { host: string; port: number }, password: string, signal?: AbortSignal): Promise<QueryResult> {
+  const r = await session.run(postgresQueryScript(at.host, at.port), { input: `${password}\n`, nothrow: true, signal, timeoutMs: 20_000 });
+  if (r.code === NO_PSQL) return { ok: 'no-psql' };
+  if (r.code === 0) return { ok: true };
+  const reason = `${r.stdout}\n${r.stderr}`.trim().split('\n').filter(Boolean).slice(-3).join(' / ') || `exit ${r.code}`;
+  return { ok: false, reason };
 }

@@ -8,40 +8,34 @@ import { resolveConfig, type Config, type Device, type ServiceInput } from '../.
 import type { DeviceSession } from '../../lib/device/device.ts';
 import { openSession } from '../../lib/device/session.ts';
 import { exec } from '../../lib/exec.ts';
+import * as tar from 'tar';
 import type { RunContext, RunFlags } from '../../lib/task.ts';
-import { fetchKernel, resolveImagePackage } from '../../lib/vm/kernel.ts';
+import { fetchKernel, MODULES_ORDER } from '../../lib/vm/kernel.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const TINY_DIR = join(repoRoot, 'test/fixtures/vm/tiny');
-/** Kernel modules the tiny guest loads for virtio-net (all modules in the Debian cloud kernel), in load order. */
-const NET_MODULES = ['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net'];
 const KERNEL_DEB = 'linux-image-cloud-amd64';
 
 /**
- * The Debian cloud kernel through our own `{ deb }` source, plus its virtio-net modules, cached in
- * `.sovereign/test-cache/` so tests download it once per checkout.
+ * The Debian cloud kernel and its virtio-net modules through our own `{ deb }` source (the kernel step's
+ * modules.tar, unpacked: `*.ko` and `load-order`), cached in `.sovereign/test-cache/` so tests download it once per checkout.
  */
 export async function cloudKernel(): Promise<{ kernel: string; modules: string }> {
   const cache = join(repoRoot, '.sovereign/test-cache', KERNEL_DEB);
   const kernel = join(cache, 'kernel');
   const modules = join(cache, 'modules');
-  if (!(await present(kernel))) await fetchKernel({ deb: KERNEL_DEB }, { root: repoRoot, dest: kernel });
-  if (!(await present(join(modules, 'virtio_net.ko')))) {
-    const work = await fs.mkdtemp(join(tmpdir(), `tiny-mods-${process.pid}-`));
+  if (!(await present(kernel)) || !(await present(join(modules, MODULES_ORDER)))) {
+    const tarFile = join(cache, `.modules-${process.pid}.tar`);
+    const staged = join(cache, `.modules-${process.pid}`);
     try {
-      await fs.chmod(work, 0o777);
-      await exec('apt-get', ['download', '-q', await resolveImagePackage(KERNEL_DEB)], { cwd: work });
-      const deb = (await fs.readdir(work)).find((n) => n.endsWith('.deb'))!;
-      await exec('dpkg', ['-x', join(work, deb), join(work, 'x')]);
-      const { stdout } = await exec('find', [join(work, 'x/lib/modules'), '-name', '*.ko']);
-      const byName = new Map(stdout.trim().split('\n').map((p) => [p.split('/').pop()!.replace(/\.ko$/, ''), p]));
-      const staged = join(cache, `.modules-${process.pid}`);
+      await fetchKernel({ deb: KERNEL_DEB }, { root: repoRoot, dest: kernel, modulesDest: tarFile });
       await fs.mkdir(staged, { recursive: true });
-      for (const m of NET_MODULES) await fs.copyFile(byName.get(m)!, join(staged, `${m}.ko`));
+      await tar.x({ file: tarFile, cwd: staged });
       await fs.rm(modules, { recursive: true, force: true });
       await fs.rename(staged, modules);
     } finally {
-      await fs.rm(work, { recursive: true, force: true });
+      await fs.rm(tarFile, { force: true });
+      await fs.rm(staged, { recursive: true, force: true });
     }
   }
   return { kernel, modules };

@@ -97,7 +97,7 @@ test('the kernel step: { from } is an alias of the owner task; key inputs hold n
   assert.is(kernelStep.alias!(ctx('sql')), undefined);
   assert.equal(await kernelStep.inputs!(ctx('sql')), { config: { kernel: { sha256: good } } });
   assert.not.match(JSON.stringify(await kernelStep.inputs!(ctx('box'))), dir);
-  assert.equal(kernelStep.outputs!(ctx('sql')), ['kernel']);
+  assert.equal(kernelStep.outputs!(ctx('sql')), ['kernel', 'modules.tar']);
 });
 
 test.run();

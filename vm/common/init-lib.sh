@@ -82,6 +82,24 @@ secret() {
 
 forget_secrets() { rm -f /run/sovereign/secrets; }
 
+# Drivers the kernel has as modules (Debian's cloud kernel: virtio_pci, virtio_net, …), put in the rootfs by
+# sovereign from the kernel's own package, loaded in the order its load-order file gives. Kernels with the
+# drivers built in ship none: then there is nothing to do.
+load_modules() {
+  dir=/lib/modules/sovereign
+  [ -s "$dir/load-order" ] || return 0
+  command -v insmod >/dev/null 2>&1 || { log "WARNING: no insmod in the image (add kmod or busybox): kernel modules not loaded"; return 0; }
+  loaded=""
+  while IFS= read -r ko; do
+    [ -n "$ko" ] || continue
+    name=${ko%.ko}
+    # Already there (an earlier init, or built in after all) is fine; anything else is worth a line.
+    grep -q "^$name " /proc/modules 2>/dev/null && continue
+    if insmod "$dir/$ko" 2>/dev/null; then loaded="$loaded $name"; else log "WARNING: could not load $ko"; fi
+  done < "$dir/load-order"
+  [ -z "$loaded" ] || log "modules:$loaded"
+}
+
 # Static network: sovereign.ip/sovereign.gw from the command line, else the service's default address.
 # Sets GUEST_IP and GUEST_SUBNET (the /24 allowed to reach the service).
 setup_network() {
@@ -157,5 +175,6 @@ init_common() {
   mount_basics
   mount_data
   read_secrets
+  load_modules
   setup_network "$2"
 }
