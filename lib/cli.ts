@@ -166,7 +166,7 @@ async function runCommand(args: string[], targetsOf: (o: RunParsed, config: Conf
     await writeFileAtomic(join(root, '.sovereign', 'runs', 'last.json'), JSON.stringify(summary, null, 2));
     if (o.values.summary) await writeFileAtomic(resolve(o.values.summary as string), JSON.stringify(summary, null, 2));
     if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-    return outcome.interrupted ? EXIT.interrupted : outcome.ok ? EXIT.ok : EXIT.failed;
+    return outcome.interrupted ? EXIT.interrupted : outcome.ok ? EXIT.ok : EXIT[outcome.failure ?? 'failed'];
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Config, Device } from './config.ts';
 import type { DeviceSession } from './device/device.ts';
-import { UserError } from './error.ts';
+import { type ExitKind, UserError } from './error.ts';
 import type { Emit } from './events.ts';
 import { buildGraph, parseTargets, type Steps, type TaskGraph, topoOrder } from './graph.ts';
 import { StatCache } from './hash.ts';
@@ -41,6 +41,8 @@ export interface RunOutcome {
   graph: TaskGraph;
   /** Key parts computed in this run, by task. */
   parts: Map<string, KeyParts>;
+  /** The kind of the first failure (environment, config, …), for the exit code. */
+  failure?: ExitKind;
 }
 
 export const stateDir = (root: string) => join(root, '.sovereign', 'state');
@@ -77,6 +79,11 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     onWait: (who) => req.emit({ type: 'warning', message: `waiting for another run to finish (${who})` }),
   });
   let session: Promise<DeviceSession> | undefined;
+  let failure: ExitKind | undefined;
+  const emit: Emit = (e) => {
+    if (e.type === 'failed') failure ??= e.code;
+    req.emit(e);
+  };
   try {
     if (lock) await fs.rm(tmpRoot(req.root), { recursive: true, force: true }); // leftovers of a killed run
     const state = loadState(req.root);
@@ -84,23 +91,23 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     const warned = new Set<string>();
     const store = await openStore(req.config, req.root, {
       mode: req.remoteCache,
-      onWarning: (message) => { if (!warned.has(message)) { warned.add(message); req.emit({ type: 'warning', message }); } },
+      onWarning: (message) => { if (!warned.has(message)) { warned.add(message); emit({ type: 'warning', message }); } },
     });
     const workers = Math.max(1, req.concurrency ?? cpus().length);
     let secretsQueue: Promise<unknown> = Promise.resolve();
     const rebuilder = new Rebuilder(graph, {
       concurrency: workers,
-      root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit: req.emit,
+      root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit,
       openDevice: () => (session ??= import('./device/session.ts').then((m) => m.openSession(device, req.root))),
       // One at a time: two services sharing a missing key must get the same generated value.
       secrets: (svc) => (secretsQueue = secretsQueue.catch(() => undefined).then(async () => {
         const { values, generated } = await (await import('./secrets.ts')).ensureSecrets(req.config.services.get(svc)!, req.root, !req.dryRun);
-        if (generated.length) req.emit({ type: 'warning', message: `generated random ${generated.join(', ')} into .env for ${svc} (keep .env private; edit it to choose your own)` });
+        if (generated.length) emit({ type: 'warning', message: `generated random ${generated.join(', ')} into .env for ${svc} (keep .env private; edit it to choose your own)` });
         return values;
       })) as Promise<Record<string, string>>,
       confirm: req.confirm,
     });
-    req.emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });
+    emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });
     const result = await schedule(graph, {
       // Checking keys and records is I/O-bound: many at once. Doing work is limited by the rebuilder's slots.
       concurrency: Math.max(32, workers * 4),
@@ -108,7 +115,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       signal: req.signal,
       resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? `device:${device.name}` : undefined),
       run: (id, signal) => rebuilder.execute(id, signal),
-      onBlocked: (id, by) => req.emit({ type: 'blocked', task: id, by }),
+      onBlocked: (id, by) => emit({ type: 'blocked', task: id, by }),
     });
     if (!req.dryRun) {
       await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));
@@ -116,8 +123,8 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     }
     const interrupted = req.signal.aborted;
     const ok = result.failed.length === 0 && result.blocked.length === 0 && !interrupted && result.cancelled.length === 0;
-    req.emit({ type: 'end', ok, interrupted, durationMs: Date.now() - started });
-    return { ok, interrupted, failed: result.failed, graph, parts: rebuilder.parts };
+    emit({ type: 'end', ok, interrupted, durationMs: Date.now() - started });
+    return { ok, interrupted, failed: result.failed, graph, parts: rebuilder.parts, failure };
   } finally {
     if (session) await session.then((s) => s.close(), () => undefined);
     await lock?.release();

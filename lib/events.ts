@@ -1,4 +1,5 @@
 // Outcomes as data: execution emits these events; reporters (terminal, --json, run summary) render them.
+import type { ExitKind } from './error.ts';
 
 /**
  * ran: the step did its work. fresh: outputs present and up to date. restored: outputs copied back from the
@@ -13,7 +14,7 @@ export type RunEvent =
   | { type: 'log'; task: string; line: string }
   | { type: 'progress'; task: string; done: number; total?: number; label?: string }
   | { type: 'done'; task: string; outcome: Outcome; reason: string; durationMs: number; key?: string; outputHash?: string; cutoff?: boolean; bytes?: number }
-  | { type: 'failed'; task: string; message: string; hint?: string; details?: string[]; durationMs: number }
+  | { type: 'failed'; task: string; message: string; hint?: string; details?: string[]; durationMs: number; code: ExitKind }
   | { type: 'cancelled'; task: string }
   | { type: 'blocked'; task: string; by: string }
   | { type: 'warning'; message: string }

@@ -106,7 +106,7 @@ export class Rebuilder {
     } catch (e) {
       if (e instanceof Cancelled || signal.aborted) { this.o.emit({ type: 'cancelled', task: id }); throw new Cancelled(); }
       const u = e instanceof UserError ? e : undefined;
-      this.o.emit({ type: 'failed', task: id, message: u ? u.message : String((e as Error)?.stack ?? e), hint: u?.hint, details: u?.details, durationMs: Date.now() - started });
+      this.o.emit({ type: 'failed', task: id, message: u ? u.message : String((e as Error)?.stack ?? e), hint: u?.hint, details: u?.details, durationMs: Date.now() - started, code: u ? u.code : 'failed' });
       throw e;
     }
   }

@@ -20,8 +20,10 @@ test.before(async () => {
   p = tinyProject('sigint', dockerd.host, { forgeDockerfileExtra: `RUN ["/bin/busybox", "sleep", "${SLEEP}"]` });
 });
 test.after(async () => {
+  const t = Date.now();
   p?.cleanup();
   await dockerd?.stop();
+  console.log('after', Date.now() - t);
 });
 
 /** Pids whose command line contains every one of `words` (each within some argument). */
@@ -62,10 +64,12 @@ test('8. SIGINT during the docker build: exit 130, no process left, nothing reco
     console.log(`  exit ${code} ${((Date.now() - sent) / 1000).toFixed(1)}s after SIGINT`);
     assert.is(code, 130, out);
 
-    await until('the build client and the RUN sleep to go', 15_000, () => processes('sleep', SLEEP).length === 0 && processes('build', join(p.root, 'vm', 'forge')).length === 0)
-      .catch((e) => assert.unreachable(`${(e as Error).message}: left ${processes('sleep', SLEEP).concat(processes('build', join(p.root, 'vm', 'forge')))}`));
-    const running = await exec('docker', ['ps', '-q'], { env: { ...process.env, DOCKER_HOST: dockerd.host } });
-    assert.is(running.stdout.trim(), '', 'no build container still running');
+    // The daemon stops and removes the RUN container once its client is gone: give it a moment.
+    const dockerEnv = { ...process.env, DOCKER_HOST: dockerd.host };
+    const containers = async () => (await exec('docker', ['ps', '-aq'], { env: dockerEnv })).stdout.trim();
+    const left = () => [...processes('sleep', SLEEP), ...processes('build', join(p.root, 'vm', 'forge'))];
+    await until('the build client, the RUN sleep and its container to go', 15_000, async () => left().length === 0 && (await containers()) === '')
+      .catch(async (e) => assert.unreachable(`${(e as Error).message}: processes ${left().join(' ')}; containers ${await containers()}`));
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
