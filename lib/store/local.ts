@@ -98,7 +98,8 @@ export class LocalStore implements Store {
   /** Removes least recently used records and unreferenced blobs until the store is under `maxBytes`. */
   async gc(maxBytes: number): Promise<{ removedRecords: number; freedBytes: number; sizeBytes: number }> {
     const records = await this.listRecords();
-    const used = await Promise.all(records.map(async (r) => ({ r, t: (await fs.stat(this.recordPath(r.key))).atimeMs })));
+    // Last use: atime where the file system keeps it (relatime), else when it was written.
+    const used = await Promise.all(records.map(async (r) => { const st = await fs.stat(this.recordPath(r.key)); return { r, t: Math.max(st.atimeMs, st.mtimeMs) }; }));
     used.sort((a, b) => b.t - a.t); // newest first
     const keep = new Set<string>();
     let size = 0;

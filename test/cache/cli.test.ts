@@ -1,0 +1,74 @@
+// `sovereign cache ls | verify | gc | export | import` on a real local store, through the CLI.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { promises as fs, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { checkout, sovereign } from '../support/cli.ts';
+import { LocalStore } from '../../lib/store/local.ts';
+import type { CacheRecord } from '../../lib/store/store.ts';
+
+const root = checkout('sovereign-cachecli-');
+const store = new LocalStore(join(root, '.sovereign/cache'));
+
+async function seed(task: string, content: string, key: string): Promise<CacheRecord> {
+  const file = join(root, `${key}.tmp`);
+  await fs.writeFile(file, content);
+  const sha = createHash('sha256').update(content).digest('hex');
+  await store.putBlob(sha, file);
+  await fs.rm(file);
+  const rec: CacheRecord = { schema: 1, key, task, files: [{ name: 'out.img', sha256: sha, size: content.length, mode: 0o644 }], outputHash: sha, durationMs: 5, tools: {}, createdAt: new Date().toISOString() };
+  await store.putRecord(rec);
+  return rec;
+}
+
+test('ls lists records (text and --json)', async () => {
+  await seed('sql:rootfs', 'a'.repeat(3000), 'k1'.padEnd(64, '0'));
+  await seed('forge:rootfs', 'b'.repeat(5000), 'k2'.padEnd(64, '0'));
+  const r = await sovereign(['cache', 'ls'], { cwd: root });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /forge:rootfs\s+k20000000000\s+5000 B/);
+  assert.match(r.stdout, /sql:rootfs/);
+  const j = JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout);
+  assert.is(j.length, 2);
+});
+
+test('verify finds a corrupt blob, evicts it and its record, exits 1', async () => {
+  const bad = await seed('vault:rootfs', 'c'.repeat(100), 'k3'.padEnd(64, '0'));
+  await fs.writeFile(store.blobPath(bad.files[0].sha256), 'tampered');
+  const r = await sovereign(['cache', 'verify'], { cwd: root });
+  assert.is(r.code, 1);
+  assert.match(r.stdout, /3 records, 3 blobs checked; 1 corrupt/);
+  assert.is(await store.getRecord(bad.key), undefined);
+  const again = await sovereign(['cache', 'verify'], { cwd: root });
+  assert.is(again.code, 0);
+});
+
+test('export and import move the cache to another checkout', async () => {
+  const file = join(root, 'cache.tgz');
+  const e = await sovereign(['cache', 'export', file], { cwd: root });
+  assert.is(e.code, 0, e.stderr);
+  const other = checkout('sovereign-cachecli-import-');
+  const i = await sovereign(['cache', 'import', file], { cwd: other });
+  assert.is(i.code, 0, i.stderr);
+  const ls = JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: other })).stdout);
+  assert.equal(ls.map((x: CacheRecord) => x.task).sort(), ['forge:rootfs', 'sql:rootfs']);
+  rmSync(other, { recursive: true, force: true });
+});
+
+test('gc --max-size keeps the newest records that fit', async () => {
+  const noSize = await sovereign(['cache', 'gc'], { cwd: root });
+  assert.is(noSize.code, 2);
+  assert.match(noSize.stderr, /--max-size/);
+  // make sql:rootfs the most recently used
+  const later = new Date(Date.now() + 60_000);
+  await fs.utimes(store.recordPath('k1'.padEnd(64, '0')), later, later);
+  const r = await sovereign(['cache', 'gc', '--max-size', '4000'], { cwd: root });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /removed 1 records/);
+  const left = JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout);
+  assert.equal(left.map((x: CacheRecord) => x.task), ['sql:rootfs']);
+});
+
+test.after(() => rmSync(root, { recursive: true, force: true }));
+test.run();
