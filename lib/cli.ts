@@ -43,10 +43,7 @@ export interface MainOptions {
   steps?: Steps;
 }
 
-let stepsOverride: Steps | undefined;
-
 export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
-  stepsOverride = opts.steps;
   const [command, ...rest] = argv;
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -62,14 +59,14 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       return EXIT.ok;
     }
     switch (command) {
-      case 'run': return await runCommand(rest, (o) => o.positionals);
-      case 'why': return await whyCommand(rest);
-      case 'graph': return await graphCommand(rest);
-      case 'cache': return await cacheCommand(rest);
-      case 'hash': return await hashCommand(rest);
-      case 'preflight': return await preflightCommand(rest);
+      case 'run': return await runCommand(rest, opts, (o) => o.positionals);
+      case 'why': return await whyCommand(rest, opts);
+      case 'graph': return await graphCommand(rest, opts);
+      case 'cache': return await cacheCommand(rest, opts);
+      case 'hash': return await hashCommand(rest, opts);
+      case 'preflight': return await preflightCommand(rest, opts);
       default:
-        if (COMPAT.includes(command)) return await runCommand(rest, (o, config) => compatTargets(command, o, config), true);
+        if (COMPAT.includes(command)) return await runCommand(rest, opts, (o, config) => compatTargets(command, o, config), true);
         throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', ...COMPAT]) + ' — see sovereign --help' });
     }
   } catch (e) {
@@ -94,10 +91,10 @@ const hintFor = (word: string, names: string[]) => {
   return g ? `did you mean '${g}'?` : `known: ${names.join(', ')}`;
 };
 
-async function context(): Promise<{ root: string; config: Config; steps: Steps }> {
+async function context(override?: Steps): Promise<{ root: string; config: Config; steps: Steps }> {
   const root = await findRoot(process.cwd());
   if (!root) throw new UserError('no sovereign.config.ts here or in any parent folder', { code: 'config', hint: 'cd into your sovereign repo' });
-  const [config, steps] = await Promise.all([loadConfig(root), stepsOverride ?? import('../tasks/index.ts').then((m) => m.steps)]);
+  const [config, steps] = await Promise.all([loadConfig(root), override ?? import('../tasks/index.ts').then((m) => m.steps)]);
   return { root, config, steps };
 }
 
@@ -122,8 +119,8 @@ function compatTargets(command: string, o: RunParsed, config: Config): string[] 
   return chosen.map((s) => `${s}:${command}`);
 }
 
-async function runCommand(args: string[], targetsOf: (o: RunParsed, config: Config) => string[], compat = false): Promise<number> {
-  const { root, config, steps } = await context();
+async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunParsed, config: Config) => string[], compat = false): Promise<number> {
+  const { root, config, steps } = await context(opts.steps);
   // Service flags (--sql, --forge, …) exist only once the config is known, and only for the original's words.
   const serviceFlags = Object.fromEntries([...config.services.keys()].map((s) => [s, { type: 'boolean' as const }]));
   const o = parse(args, compat ? serviceFlags : {});
@@ -184,10 +181,10 @@ async function confirm(question: string, yes: boolean): Promise<boolean> {
   }
 }
 
-async function whyCommand(args: string[]): Promise<number> {
+async function whyCommand(args: string[], opts: MainOptions): Promise<number> {
   const o = parse(args);
   if (o.positionals.length !== 1) throw new UserError('why takes one task', { code: 'usage', hint: 'e.g. sovereign why sql:rootfs' });
-  const { root, config, steps } = await context();
+  const { root, config, steps } = await context(opts.steps);
   const task = o.positionals[0];
   const before = loadState(root).tasks[task];
   // A dry run computes today's keys without doing anything.
@@ -210,9 +207,9 @@ async function whyCommand(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function graphCommand(args: string[]): Promise<number> {
+async function graphCommand(args: string[], opts: MainOptions): Promise<number> {
   const o = parse(args, { format: { type: 'string' } });
-  const { config, steps } = await context();
+  const { config, steps } = await context(opts.steps);
   const format = (o.values.format as string | undefined) ?? 'dot';
   if (format !== 'dot' && format !== 'mermaid') throw new UserError(`--format must be dot or mermaid, not '${format}'`, { code: 'usage' });
   const targets = o.positionals.length ? o.positionals : [...steps.keys()];
@@ -221,9 +218,9 @@ async function graphCommand(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function hashCommand(args: string[]): Promise<number> {
+async function hashCommand(args: string[], opts: MainOptions): Promise<number> {
   const o = parse(args);
-  const { root, config, steps } = await context();
+  const { root, config, steps } = await context(opts.steps);
   const { inputHash } = await import('./inputs-hash.ts');
   const targets = o.positionals.length ? o.positionals : ['build'];
   const g = planGraph(config, steps, targets, resolveDevice(config, o.values.device as string | undefined));
@@ -231,10 +228,10 @@ async function hashCommand(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function cacheCommand(args: string[]): Promise<number> {
+async function cacheCommand(args: string[], opts: MainOptions): Promise<number> {
   const o = parse(args, { 'max-size': { type: 'string' } });
   const [sub, file] = o.positionals;
-  const { root, config } = await context();
+  const { root, config } = await context(opts.steps);
   const store = localStore(config, root);
   const json = !!o.values.json;
   const out = (text: string, data: unknown) => process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : text);
@@ -270,9 +267,9 @@ async function cacheCommand(args: string[]): Promise<number> {
   }
 }
 
-async function preflightCommand(args: string[]): Promise<number> {
+async function preflightCommand(args: string[], opts: MainOptions): Promise<number> {
   const o = parse(args);
-  const { root, config } = await context();
+  const { root, config } = await context(opts.steps);
   const device = resolveDevice(config, o.values.device as string | undefined);
   const { preflight } = await import('./preflight.ts');
   const checks = await preflight(config, device, { root });
