@@ -3,7 +3,7 @@
 # Usage: sudo scripts/setup-host.sh [--no-daemon]
 set -euo pipefail
 packages=(
-  docker.io                      # image builds (docker build / create / export)
+  docker.io podman               # image builds (docker, or podman as the alternative builder)
   e2fsprogs                      # mkfs.ext4 -d and debugfs: rootfs and data disks without root or mount
   debootstrap                    # base images without any registry
   qemu-system-x86 qemu-utils     # the local device's hypervisor (TCG when KVM does not work)

@@ -38,7 +38,7 @@ test('7a. forge:deploy --device box puts every file, mode and the manifest under
   for (const f of ['rootfs.img', 'kernel', 'start.sh', 'data.img', 'secrets.env', 'manifest.json']) assert.ok(existsSync(join(dev, f)), `${f} on box`);
   assert.is(mode(join(dev, 'start.sh')), 0o755);
   assert.is(mode(join(dev, 'secrets.env')), 0o600);
-  assert.not.ok(existsSync(join(p.root, '.sovereign', 'device')) || existsSync(join(p.root, '.sovereign', 'devices')), 'nothing went to the local device');
+  assert.not.ok(existsSync(join(p.root, '.sovereign', 'devices')), 'nothing went to the local device');
 
   const manifest = JSON.parse(readFileSync(join(dev, 'manifest.json'), 'utf8')) as { files: Record<string, { sha256: string; size: number }> };
   const local: Record<string, string> = {

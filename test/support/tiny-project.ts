@@ -122,7 +122,7 @@ export function tinyProject(name: string, dockerHost: string, o: TinyOptions = {
         throw new Error(`sovereign ${args.join(' ')} --json printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
       }
     },
-    localDeviceDir: (service) => join(root, '.sovereign', 'device', 'vm', service),
+    localDeviceDir: (service) => join(root, '.sovereign', 'devices', 'local', 'vm', service),
     cleanup() {
       rmSync(root, { recursive: true, force: true });
       rmSync(wrapper, { recursive: true, force: true });
