@@ -141,7 +141,8 @@ test('5. the data disk is user data: --force keeps it, --fresh-data refuses with
 
   const refused = await p.run(['run', 'forge:deploy', '--fresh-data']);
   const said = refused.stdout + refused.stderr;
-  assert.is(refused.code, 1, `a non-interactive --fresh-data without --yes fails:\n${said}`);
+  // Exit 2: the command line lacks --yes (the first failure's kind decides the exit code).
+  assert.is(refused.code, 2, `a non-interactive --fresh-data without --yes fails:\n${said}`);
   assert.match(said, /refusing without confirmation in a non-interactive run/, said);
   assert.match(said, /--yes/, 'the hint names --yes');
   assert.equal(snap(), start, 'nothing replaced without confirmation');
