@@ -53,6 +53,7 @@ test('7a. forge:deploy --device box puts every file, mode and the manifest under
   }
   // The sparse data disk travels as its data, not its apparent size.
   const dataBytes = summary.tasks.find((t) => t.task === 'forge:push-data-disk')?.bytes ?? 0;
+  console.log(`  pushed ${summary.bytes} bytes in all, data.img ${dataBytes} of ${statSync(local['data.img']).size}`);
   assert.ok(dataBytes > 0 && dataBytes < statSync(local['data.img']).size / 4, `data.img sent ${dataBytes} bytes:\n${show(summary)}`);
 });
 
@@ -67,6 +68,7 @@ test('7b. a second deploy to box pushes 0 bytes', async () => {
   for (const t of ['rootfs', 'kernel', 'start-script', 'data-disk', 'secrets']) assert.is(outcomes(summary)[`forge:push-${t}`], 'skipped', show(summary));
   // Only checks crossed the wire (ssh handshakes, manifest, modes): far less than one rootfs.img.
   const wire = (await box.wireBytes()) - wireBefore;
+  console.log(`  ${wire} bytes on the wire for the checks`);
   assert.ok(wire < 1 << 20, `${wire} bytes crossed the veth`);
 });
 

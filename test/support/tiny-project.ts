@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { checkout, repo, sovereign, type CliResult } from './cli.ts';
+import { checkout, sovereign, type CliResult } from './cli.ts';
 
 export interface TinyOptions {
   /** Source of sql's kernel as TypeScript text (default `{ path: 'kernel.bin' }`, a small file written here). */
@@ -137,5 +137,3 @@ export const mode = (p: string) => statSync(p).mode & 0o777;
 export const outcomes = (s: RunSummary) => Object.fromEntries(s.tasks.map((t) => [t.task, t.outcome]));
 /** Ids of the tasks that did work in a run. */
 export const ran = (s: RunSummary) => s.tasks.filter((t) => t.outcome === 'ran').map((t) => t.task).sort();
-
-export { repo };

@@ -21,6 +21,7 @@ first_boot() {
   as_pg "$PG_BIN/initdb" -D "$PGDATA" --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 \
     || fatal "initdb failed in $PGDATA (not empty? it is never wiped)"
   echo "include_if_exists = 'sovereign.conf'" >> "$PGDATA/postgresql.conf"
+  sync # initdb syncs its own files, not this line: a VM killed later must not find it lost (or as NUL bytes)
 }
 
 # Rewritten every boot, so a change of network (user-net vs TAP) is followed. Only the guest's /24 and
@@ -39,6 +40,8 @@ host all all $GUEST_SUBNET scram-sha-256
 EOF
   chown postgres:postgres "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"
   chmod 600 "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"
+  # On disk before PostgreSQL starts: a VM stopped hard (the hypervisor killed) must not leave them empty.
+  sync
 }
 
 start_pg() {
