@@ -189,17 +189,23 @@ async function whyCommand(args: string[], opts: MainOptions): Promise<number> {
   const before = loadState(root).tasks[task];
   // A dry run computes today's keys without doing anything.
   const keys = new Map<string, string>();
+  const willRun = new Set<string>();
   const outcome = await run({
     root, config, steps, targets: [task], device: o.values.device as string | undefined, dryRun: true, keepGoing: true,
     flags: { force: false, freshData: false, yes: false, verify: false, purge: false },
-    emit: (e) => { if (e.type === 'done' && e.key) keys.set(e.task, e.key); }, signal: new AbortController().signal, confirm: async () => false,
+    emit: (e) => {
+      if (e.type !== 'done') return;
+      if (e.key) keys.set(e.task, e.key);
+      if (e.outcome === 'would-run') willRun.add(e.task);
+    },
+    signal: new AbortController().signal, confirm: async () => false,
   });
   const now = outcome.parts.get(task);
   const key = keys.get(task);
   if (!before) { process.stdout.write(`${task} has not run in this checkout yet.\n`); return EXIT.ok; }
   if (key === undefined) {
-    const changedDeps = Object.keys(before.parts).filter((p) => p.startsWith('dep:') && keys.get(p.slice(4)) === undefined);
-    process.stdout.write(`${task} will run because a dependency will run first${changedDeps.length ? `: ${changedDeps.map((d) => d.slice(4)).join(', ')}` : ''}.\nRun \`sovereign why <dependency>\` to see what changed there.\n`);
+    const deps = outcome.graph.nodes.get(task)!.deps.filter((d) => willRun.has(d));
+    process.stdout.write(`${task} will run because ${deps.length === 1 ? 'its dependency' : 'its dependencies'} ${deps.join(', ')} will run first.\nRun \`sovereign why ${deps[0]}\` to see what changed there.\n`);
     return EXIT.ok;
   }
   if (!now || before.key === key) { process.stdout.write(`${task} is up to date: no input changed since its last run (key ${before.key.slice(0, 12)}).\n`); return EXIT.ok; }

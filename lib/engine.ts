@@ -115,7 +115,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       signal: req.signal,
       resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? `device:${device.name}` : undefined),
       run: (id, signal) => rebuilder.execute(id, signal),
-      onBlocked: (id, by) => emit({ type: 'blocked', task: id, by }),
+      onBlocked: (id, by, cause) => emit({ type: 'blocked', task: id, by, cause }),
     });
     if (!req.dryRun) {
       await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));

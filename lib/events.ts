@@ -16,7 +16,7 @@ export type RunEvent =
   | { type: 'done'; task: string; outcome: Outcome; reason: string; durationMs: number; key?: string; outputHash?: string; cutoff?: boolean; bytes?: number }
   | { type: 'failed'; task: string; message: string; hint?: string; details?: string[]; durationMs: number; code: ExitKind }
   | { type: 'cancelled'; task: string }
-  | { type: 'blocked'; task: string; by: string }
+  | { type: 'blocked'; task: string; by: string; cause: 'failed' | 'cancelled' }
   | { type: 'warning'; message: string }
   | { type: 'end'; ok: boolean; interrupted: boolean; durationMs: number };
 

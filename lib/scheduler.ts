@@ -11,7 +11,8 @@ export interface ScheduleOptions {
   /** A resource the task holds exclusively while it runs (e.g. `device:phone`), if any. */
   resource(id: string): string | undefined;
   run(id: string, signal: AbortSignal): Promise<void>;
-  onBlocked(id: string, by: string): void;
+  /** `id` will not run because `by` failed or was cancelled. */
+  onBlocked(id: string, by: string, cause: 'failed' | 'cancelled'): void;
 }
 
 export interface ScheduleResult {
@@ -55,14 +56,14 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
   let stopping = opts.signal.aborted;
 
   return new Promise((resolve) => {
-    const block = (id: string, by: string) => {
+    const block = (id: string, by: string, cause: 'failed' | 'cancelled') => {
       for (const d of dependents.get(id) ?? []) {
         if (waiting.get(d) === -1) continue;
         waiting.set(d, -1);
         result.blocked.push(d);
-        opts.onBlocked(d, by);
+        opts.onBlocked(d, by, cause);
         finished++;
-        block(d, by);
+        block(d, by, cause);
       }
     };
     const pump = () => {
@@ -83,12 +84,13 @@ export function schedule(g: TaskGraph, opts: ScheduleOptions): Promise<ScheduleR
             }
           },
           (e) => {
-            if (e instanceof Cancelled) result.cancelled.push(id);
+            const cancelled = e instanceof Cancelled;
+            if (cancelled) result.cancelled.push(id);
             else {
               result.failed.push(id);
               if (!opts.keepGoing) { stopping = true; inner.abort(); }
             }
-            block(id, id);
+            block(id, id, cancelled ? 'cancelled' : 'failed');
           },
         ).finally(() => {
           running--;

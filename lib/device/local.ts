@@ -19,10 +19,12 @@ export function localTransport(cwd: string, label = `local ${cwd}`): Transport {
       });
     },
     async upload(local: string, remote: string, opts: UploadOptions = {}) {
-      const { size } = await fs.stat(local);
+      const { size, blocks } = await fs.stat(local);
       // --sparse=always keeps the data disk's holes (and turns zero runs into holes).
       await exec('cp', [opts.sparse ? '--sparse=always' : '--sparse=auto', '--', local, remote], { cwd, signal: opts.signal });
-      opts.progress?.(size, size);
+      // Bytes moved: for a sparse file only its allocated data is copied.
+      const moved = opts.sparse ? Math.min(size, blocks * 512) : size;
+      opts.progress?.(moved, moved);
     },
     async close() {},
   };

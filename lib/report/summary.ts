@@ -35,7 +35,7 @@ export function summaryCollector(command: string[]) {
       case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: e.bytes }); break;
       case 'failed': add({ task: e.task, outcome: 'failed', error: e.message, durationMs: e.durationMs }); break;
       case 'cancelled': add({ task: e.task, outcome: 'cancelled' }); break;
-      case 'blocked': add({ task: e.task, outcome: 'blocked', reason: `${e.by} failed` }); break;
+      case 'blocked': add({ task: e.task, outcome: 'blocked', reason: `${e.by} ${e.cause}` }); break;
       case 'warning': s.warnings.push(e.message); break;
       case 'end': Object.assign(s, { ok: e.ok, interrupted: e.interrupted, durationMs: e.durationMs }); break;
     }

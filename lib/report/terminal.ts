@@ -94,7 +94,7 @@ export function terminalReporter(o: TerminalOptions) {
         break;
       case 'blocked':
         counts.blocked = (counts.blocked ?? 0) + 1;
-        print(dim(`- ${e.task} not run: ${e.by} failed`));
+        print(dim(`- ${e.task} not run: ${e.by} ${e.cause}`));
         break;
       case 'warning':
         print(`${yellow('warning:')} ${e.message}`);

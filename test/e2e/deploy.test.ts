@@ -108,6 +108,20 @@ async function sqlKeys(): Promise<Record<string, string | undefined>> {
   return Object.fromEntries(summary.tasks.filter((t) => t.task.startsWith('sql:')).map((t) => [t.task, t.key]));
 }
 
+test('3b. why names the dependency that will run when an upstream input changed', async () => {
+  const dockerfile = join(p.root, 'vm', 'forge', 'Dockerfile');
+  const original = readFileSync(dockerfile, 'utf8');
+  appendFileSync(dockerfile, '# a comment changes the build context\n');
+  const why = await p.run(['why', 'forge:rootfs']);
+  must(why, 'why');
+  assert.match(why.stdout, 'forge:rootfs will run because its dependency forge:image will run first', why.stdout);
+  const whyImage = await p.run(['why', 'forge:image']);
+  assert.match(whyImage.stdout, 'dir:vm/forge', whyImage.stdout);
+  writeFileSync(dockerfile, original);
+  const back = await p.run(['why', 'forge:rootfs']);
+  assert.match(back.stdout, 'is up to date', back.stdout);
+});
+
 test('4. editing a comment and a field of forge changes no key of sql', async () => {
   must(await timed('sql:build', () => p.run(['run', 'sql:build'])), 'sql:build'); // every sql task gets a key of its own
   const before = await sqlKeys();
