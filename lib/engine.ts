@@ -107,7 +107,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       })) as Promise<Record<string, string>>,
       confirm: req.confirm,
     });
-    emit({ type: 'plan', tasks: topoOrder(graph), device: device.name });
+    emit({ type: 'plan', tasks: topoOrder(graph), device: device.name, dryRun: req.dryRun });
     const result = await schedule(graph, {
       // Checking keys and records is I/O-bound: many at once. Doing work is limited by the rebuilder's slots.
       concurrency: Math.max(32, workers * 4),

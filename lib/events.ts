@@ -9,7 +9,7 @@ import type { ExitKind } from './error.ts';
 export type Outcome = 'ran' | 'fresh' | 'restored' | 'cached' | 'skipped' | 'would-run';
 
 export type RunEvent =
-  | { type: 'plan'; tasks: string[]; device: string }
+  | { type: 'plan'; tasks: string[]; device: string; dryRun: boolean }
   | { type: 'start'; task: string; reason: string }
   | { type: 'log'; task: string; line: string }
   | { type: 'progress'; task: string; done: number; total?: number; label?: string }

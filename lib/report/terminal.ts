@@ -22,6 +22,7 @@ export function terminalReporter(o: TerminalOptions) {
   const logs = new Map<string, string[]>();
   const counts: Record<string, number> = {};
   let total = 0;
+  let dryRun = false;
   let finished = 0;
   let statusShown = false;
   let lastDraw = 0;
@@ -44,7 +45,8 @@ export function terminalReporter(o: TerminalOptions) {
     switch (e.type) {
       case 'plan':
         total = e.tasks.length;
-        print(dim(`sovereign: ${total} task${total === 1 ? '' : 's'} on device '${e.device}'`));
+        dryRun = e.dryRun;
+        print(dim(`sovereign: ${total} task${total === 1 ? '' : 's'} on device '${e.device}'${dryRun ? ' (dry run: nothing changes)' : ''}`));
         break;
       case 'start':
         active.set(e.task, { label: '' });
@@ -73,10 +75,14 @@ export function terminalReporter(o: TerminalOptions) {
         active.delete(e.task);
         finished++;
         counts[e.outcome] = (counts[e.outcome] ?? 0) + 1;
+        // Work done is always shown; what needed nothing only in a dry run (it is the plan) or with --verbose.
+        const quiet = e.outcome === 'fresh' || e.outcome === 'cached' || e.outcome === 'skipped';
+        if (quiet && !dryRun && !o.verbose) { draw(); break; }
         const icon = e.outcome === 'ran' ? green(ICON.ran) : ICON[e.outcome];
         const cutoff = e.cutoff ? dim(' (same output: dependents stay up to date)') : '';
-        const show = e.outcome === 'ran' || e.outcome === 'restored' || e.outcome === 'would-run' || e.outcome === 'skipped';
-        print(`${icon} ${show ? e.task : dim(e.task)} ${dim(LABEL[e.outcome] + secs(e.durationMs) + (e.reason ? ` — ${e.reason}` : ''))}${cutoff}`);
+        // A task that ran had its reason printed when it started.
+        const reason = e.outcome === 'ran' || !e.reason ? '' : ` — ${e.reason}`;
+        print(`${icon} ${quiet ? dim(e.task) : e.task} ${dim(LABEL[e.outcome] + secs(e.durationMs) + reason)}${cutoff}`);
         break;
       }
       case 'failed':
