@@ -44,7 +44,7 @@ const RUN_FLAGS = `Options
   --json                  print the run summary as JSON on stdout (progress goes to stderr)
   --summary FILE          also write the run summary to FILE (always written to .sovereign/runs/last.json)
   --wait SECONDS          how long to wait for another run in this repo (default 600)
-  --verbose, -v           print every task's output lines
+  --verbose, -v           list every task, also those up to date, and every output line
 `;
 
 const COMMANDS: Record<string, string> = {
