@@ -13,7 +13,8 @@ import { findRoot, loadConfig } from './load-config.ts';
 import { summaryCollector } from './report/summary.ts';
 import { terminalReporter, useColor } from './report/terminal.ts';
 import { writeFileAtomic } from './fsutil.ts';
-import { localStore, type RemoteMode } from './store/open.ts';
+import type { RemoteMode } from './store/open.ts';
+import { localStore } from './store/local.ts';
 import { HELP, commandHelp } from './help.ts';
 
 /** The original CLI's words: `sovereign build --sql` = `sovereign run sql:build`. */

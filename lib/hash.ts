@@ -82,12 +82,15 @@ export function hashFile(path: string, progress?: Progress, size = 0): Promise<s
  * filtered by an ignore file (`.dockerignore` rules) when given.
  */
 export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string): Promise<string> {
-  let filter: ((rel: string) => boolean) | undefined;
+  let ignored: ((rel: string) => boolean) | undefined;
+  // With `!` exceptions, a file inside an ignored folder can still be sent to the builder: look inside.
+  let exceptions = false;
   if (ignoreFile) {
     const text = await fs.readFile(join(dir, ignoreFile), 'utf8').catch(() => undefined);
     if (text !== undefined) {
       const ig = dockerignore({ ignorecase: false }).add(text);
-      filter = (rel) => ig.ignores(rel);
+      ignored = (rel) => ig.ignores(rel);
+      exceptions = /^\s*!/m.test(text);
     }
   }
   const lines: string[] = [];
@@ -96,9 +99,13 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
     for (const name of names) {
       const p = join(abs, name);
       const rel = relative(dir, p).split(sep).join('/');
-      if (filter?.(rel)) continue;
+      const skip = ignored?.(rel) ?? false;
       const st = await fs.lstat(p);
-      if (st.isDirectory()) { lines.push(`d ${rel}`); await walk(p); }
+      if (st.isDirectory()) {
+        if (skip && !exceptions) continue;
+        if (!skip) lines.push(`d ${rel}`);
+        await walk(p);
+      } else if (skip) continue;
       else if (st.isSymbolicLink()) lines.push(`l ${rel} ${await fs.readlink(p)}`);
       else if (st.isFile()) lines.push(`f ${rel} ${st.mode & 0o111 ? 'x' : '-'} ${await cache.hashFile(p)}`);
     }

@@ -1,13 +1,18 @@
 // One run per repo at a time: an exclusive lock file holding the owner's pid; stale locks (dead owner) are taken over.
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError } from './error.ts';
 
 export interface Lock { release(): Promise<void> }
 
+interface Holder { pid: number; since: string; token: string }
+
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
+
+const read = (file: string) => fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as Holder, () => undefined);
 
 /**
  * Takes `file`. While another live process holds it: wait (calling `onWait` once) up to `waitMs`,
@@ -15,20 +20,20 @@ function alive(pid: number): boolean {
  */
 export async function acquireLock(file: string, opts: { waitMs: number; onWait?: (holder: string) => void }): Promise<Lock> {
   await fs.mkdir(dirname(file), { recursive: true });
+  const me: Holder = { pid: process.pid, since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const deadline = Date.now() + opts.waitMs;
   let told = false;
   for (;;) {
-    try {
-      const h = await fs.open(file, 'wx');
-      await h.writeFile(JSON.stringify({ pid: process.pid, since: new Date().toISOString(), argv: process.argv.slice(2, 4) }));
-      await h.close();
-      return { release: () => fs.rm(file, { force: true }) };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const holder = await fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid: number; since: string }, () => undefined);
+    // Written whole to a private name, then linked into place: the lock never exists half-written,
+    // and link() fails when any other run holds it.
+    const mine = `${file}.${me.token}`;
+    await fs.writeFile(mine, JSON.stringify(me));
+    const took = await fs.link(mine, file).then(() => true, (e: NodeJS.ErrnoException) => { if (e.code === 'EEXIST') return false; throw e; });
+    await fs.rm(mine, { force: true });
+    if (took) return { release: () => release(file, me.token) };
+    const holder = await read(file);
     if (!holder || !alive(holder.pid)) {
-      await fs.rm(file, { force: true }); // the previous run died without releasing: take over
+      await takeOver(file, holder?.token);
       continue;
     }
     const who = `pid ${holder.pid}, since ${holder.since}`;
@@ -38,4 +43,17 @@ export async function acquireLock(file: string, opts: { waitMs: number; onWait?:
     if (!told) { opts.onWait?.(who); told = true; }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Moves a dead run's lock aside; if another run replaced it meanwhile, puts that one back. */
+async function takeOver(file: string, staleToken: string | undefined): Promise<void> {
+  const aside = `${file}.stale.${randomBytes(8).toString('hex')}`;
+  if (!(await fs.rename(file, aside).then(() => true, () => false))) return; // someone else moved it
+  const moved = await read(aside);
+  if (moved && moved.token !== staleToken && alive(moved.pid)) await fs.link(aside, file).catch(() => undefined);
+  await fs.rm(aside, { force: true });
+}
+
+async function release(file: string, token: string): Promise<void> {
+  if ((await read(file))?.token === token) await fs.rm(file, { force: true });
 }

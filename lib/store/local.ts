@@ -1,13 +1,19 @@
 // The local store: `records/<key>.json` and content-addressed `blobs/<aa>/<sha256>`, every write temp + rename.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import type { Config } from '../config.ts';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 import { parseRecord } from './record.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
+
+/** The local store of a repo: `cache.dir` relative to the repo root, or absolute. */
+export function localStore(config: Pick<Config, 'cache'>, root: string): LocalStore {
+  return new LocalStore(resolve(root, config.cache.dir));
+}
 
 export class LocalStore implements Store {
   readonly name = 'local';

@@ -1,14 +1,11 @@
 // Picks the store for a run: the local store, tiered with a remote cache when one is configured.
-import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { LocalStore } from './local.ts';
+import { localStore } from './local.ts';
 import type { Store } from './store.ts';
 
-export type RemoteMode = 'off' | 'read' | 'read-write';
+import type { RemoteMode } from './remote.ts';
 
-export function localStore(config: Config, root: string): LocalStore {
-  return new LocalStore(join(root, config.cache.dir));
-}
+export type { RemoteMode };
 
 export async function openStore(config: Config, root: string, opts: { mode?: RemoteMode; onWarning(message: string): void }): Promise<Store> {
   const remoteWanted = (config.cache.remote || process.env.SOVEREIGN_REMOTE_CACHE_URL || process.env.TURBO_API) && opts.mode !== 'off';

@@ -55,6 +55,8 @@ class Failure extends Error {
 
 export class RemoteStore implements Store {
   readonly name = 'remote';
+  /** Blobs whose copy on the server failed verification this run. */
+  private readonly bad = new Set<string>();
   private readonly base: URL;
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
@@ -113,7 +115,10 @@ export class RemoteStore implements Store {
       const tmp = tmpName(dest);
       try {
         const problem = await this.download(res, sha256, size, tmp, progress);
-        if (problem) return this.reject(`blob ${short(sha256)}`, problem) ?? false;
+        if (problem) {
+          this.bad.add(sha256); // the good copy this machine makes next must replace it on the server
+          return this.reject(`blob ${short(sha256)}`, problem) ?? false;
+        }
         await fs.rename(tmp, dest);
         return true;
       } finally {
@@ -124,8 +129,8 @@ export class RemoteStore implements Store {
 
   async putBlob(sha256: string, path: string, progress?: TransferProgress): Promise<boolean> {
     if (!this.writable) return false;
-    // Content-addressed: a blob another machine uploaded is not sent again.
-    if (await this.hasBlob(sha256)) return true;
+    // Content-addressed: a blob another machine uploaded is not sent again — unless its copy there is bad.
+    if (!this.bad.has(sha256) && (await this.hasBlob(sha256))) return true;
     if (!this.writable) return false;
     const parent = this.opts.tmpDir ?? tmpdir();
     const dir = await fs.mkdir(parent, { recursive: true }).then(() => fs.mkdtemp(join(parent, 'upload-'))).catch(() => undefined);

@@ -1,7 +1,7 @@
 // The store a run uses: the local cache first, then an optional remote; remote hits are kept locally.
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config.ts';
-import { LocalStore } from './local.ts';
+import { LocalStore, localStore } from './local.ts';
 import { RemoteStore, remoteOptions, type RemoteMode } from './remote.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
@@ -86,8 +86,8 @@ export interface CreateStoreOptions {
 
 /** The run's store from config, environment (URL, token, team, signature key) and the `--remote-cache` flag. */
 export function createStore(config: Pick<Config, 'cache'>, opts: CreateStoreOptions): TieredStore {
-  const dir = isAbsolute(config.cache.dir) ? config.cache.dir : join(opts.root, config.cache.dir);
-  const local = new LocalStore(dir);
+  const local = localStore(config, opts.root);
+  const dir = local.dir;
   const { options, reason } = remoteOptions(config.cache.remote, opts.env ?? process.env, opts.remoteMode);
   if (reason) opts.onWarning(reason);
   const remote = options ? new RemoteStore({ ...options, tmpDir: join(dir, 'tmp'), onWarning: opts.onWarning }) : undefined;

@@ -65,4 +65,18 @@ test('a second run on the same repo waits for the lock, or says clearly that one
   assert.is((await first.done).code, 0);
 });
 
+test('a dead run\'s lock is taken over by exactly one of many racing runs', async () => {
+  const { acquireLock } = await import('../../lib/lock.ts');
+  const file = join(p.root, '.sovereign', 'lock');
+  await fs.mkdir(join(p.root, '.sovereign'), { recursive: true });
+  for (let round = 0; round < 10; round++) {
+    await fs.writeFile(file, JSON.stringify({ pid: 2 ** 22 + 12345, since: 'long ago', token: 'dead' })); // no such pid
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => acquireLock(file, { waitMs: 0 })));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.is(won.length, 1, `round ${round}: ${won.length} runs hold the lock`);
+    await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+    assert.not.ok(existsSync(file), 'released');
+  }
+});
+
 test.run();

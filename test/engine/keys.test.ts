@@ -45,6 +45,23 @@ test('files excluded by .dockerignore do not change the key', async () => {
   assert.is(await key(), base);
 });
 
+test('a .dockerignore exception inside an ignored folder still counts', async () => {
+  const ctx = mkdtempSync(join(tmpdir(), 'sovereign-ctx-'));
+  mkdirSync(join(ctx, 'files'));
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY files/keep.txt /\n');
+  writeFileSync(join(ctx, '.dockerignore'), '*\n!Dockerfile\n!files/keep.txt\n');
+  writeFileSync(join(ctx, 'files/keep.txt'), 'one\n');
+  writeFileSync(join(ctx, 'files/other.txt'), 'ignored\n');
+  const { hashDir } = await import('../../lib/hash.ts');
+  const h = () => hashDir(ctx, new StatCache(), '.dockerignore');
+  const before = await h();
+  writeFileSync(join(ctx, 'files/other.txt'), 'still ignored\n');
+  assert.is(await h(), before, 'an ignored file does not count');
+  writeFileSync(join(ctx, 'files/keep.txt'), 'two\n');
+  assert.is.not(await h(), before, 'the exception does');
+  await fs.rm(ctx, { recursive: true });
+});
+
 test('tool identity is part of the key when declared', async () => {
   const parts = await keyParts(task, { ...inputs(), tools: ['mke2fs'] }, {}, src());
   assert.ok(parts['tool:mke2fs'] && parts['tool:mke2fs'] !== 'missing', parts['tool:mke2fs']);

@@ -67,8 +67,8 @@ test.before(async () => {
   const secrets = ['POSTGRES_PASSWORD', 'POSTGRES_FORGEJO_PASSWORD', 'POSTGRES_VAULTWARDEN_PASSWORD'];
   await fs.writeFile(join(root, '.env'), secrets.map((k, i) => `${k}=${i ? randomBytes(12).toString('hex') : password}\n`).join(''), { mode: 0o600 });
   env = { DOCKER_HOST: dockerd.host, SOVEREIGN_PORT_SQL_5432: String(port) };
-  // Every process's argv, all test long: the password (or its base64) must never appear in one.
-  watch = watchCmdlines(secretForms(password), 5);
+  // Every process's argv, all test long (every 20 ms: psql runs live far longer): the password, or its base64, must never appear in one.
+  watch = watchCmdlines(secretForms(password), 20);
 });
 
 test.after(async () => {
@@ -105,6 +105,19 @@ test('`sql:test` logs in as postgres and runs SELECT 1', async () => {
   assert.match(r.stdout, /login as postgres runs SELECT 1: ✓ PASS/, tail(r.stdout, 20));
   assert.match(r.stdout, 'ALL TESTS PASSED');
   assert.not.match(r.stdout + r.stderr, password);
+});
+
+test('`sql:test` fails when the login fails (a wrong password in .env)', async () => {
+  const envFile = join(root, '.env');
+  const good = await fs.readFile(envFile, 'utf8');
+  await fs.writeFile(envFile, good.replace(password, 'not-the-password'), { mode: 0o600 });
+  try {
+    const r = await sovereign(['run', 'sql:test'], { cwd: root, env, signal: AbortSignal.timeout(3 * MIN) });
+    assert.is(r.code, 1, tail(r.stdout + r.stderr, 20));
+    assert.match(r.stdout + r.stderr, /login as postgres runs SELECT 1: ✗ FAIL \(.*password authentication failed/);
+  } finally {
+    await fs.writeFile(envFile, good, { mode: 0o600 });
+  }
 });
 
 test('warm `sql:start`: nothing runs, 0 bytes pushed', async () => {

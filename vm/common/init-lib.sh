@@ -93,9 +93,9 @@ load_modules() {
   while IFS= read -r ko; do
     [ -n "$ko" ] || continue
     name=${ko%.ko}
-    # Already there (an earlier init, or built in after all) is fine; anything else is worth a line.
-    grep -q "^$name " /proc/modules 2>/dev/null && continue
-    if insmod "$dir/$ko" 2>/dev/null; then loaded="$loaded $name"; else log "WARNING: could not load $ko"; fi
+    if insmod "$dir/$ko" 2>/dev/null; then loaded="$loaded $name"
+    # Already loaded is fine; anything else is worth a line.
+    elif ! grep -q "^$name " /proc/modules 2>/dev/null; then log "WARNING: could not load $ko"; fi
   done < "$dir/load-order"
   [ -z "$loaded" ] || log "modules:$loaded"
 }

@@ -49,27 +49,38 @@ start_pg() {
   as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGROOT/postgresql.log" -w -t 120 start
 }
 
-# The password reaches psql through its environment and \getenv, and SQL through :'pw' (a quoted
-# literal): never a command line, never spliced into SQL text by the shell.
-set_superuser_password() {
-  pw=$(secret POSTGRES_PASSWORD) || { log "WARNING: POSTGRES_PASSWORD not given: the postgres role has no password (only local peer login works)"; return 0; }
-  SOV_PW="$pw" psql_admin <<'SQL' || fatal "could not set the postgres password"
-\getenv pw SOV_PW
-ALTER ROLE postgres PASSWORD :'pw';
-SQL
+# psql lines setting the postgres role's password from the environment variable $1.
+superuser_sql() {
+  printf '\\getenv pw %s\n' "$1"
+  echo "ALTER ROLE postgres PASSWORD :'pw';"
 }
 
-# Role and database for an app VM, only when its password was given.
-app_database() {
-  role="$1"
-  pw=$(secret "$2") || { log "$2 not given: no $role role or database"; return 0; }
-  SOV_PW="$pw" psql_admin -v role="$role" <<'SQL' || fatal "could not set up the $role role"
-\getenv pw SOV_PW
+# psql lines creating login role $1 with a database of its own (when missing) and its password from variable $2.
+app_role_sql() {
+  printf '\\set role %s\n\\getenv pw %s\n' "$1" "$2"
+  cat <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 ALTER ROLE :"role" LOGIN PASSWORD :'pw';
 SELECT format('CREATE DATABASE %I OWNER %I', :'role', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'role') \gexec
 SQL
-  log "role and database $role ready"
+}
+
+# Every password in one psql session (each psql start costs seconds under TCG). Passwords reach psql through its
+# environment and \getenv, and SQL through :'pw' (a quoted literal): never a command line, never spliced into
+# SQL text by the shell. App roles exist only when their password was given.
+set_passwords() {
+  pg_pw=$(secret POSTGRES_PASSWORD) || { pg_pw=""; log "WARNING: POSTGRES_PASSWORD not given: the postgres role has no password (only local peer login works)"; }
+  forgejo_pw=$(secret POSTGRES_FORGEJO_PASSWORD) || { forgejo_pw=""; log "POSTGRES_FORGEJO_PASSWORD not given: no forgejo role or database"; }
+  vault_pw=$(secret POSTGRES_VAULTWARDEN_PASSWORD) || { vault_pw=""; log "POSTGRES_VAULTWARDEN_PASSWORD not given: no vaultwarden role or database"; }
+  [ -n "$pg_pw$forgejo_pw$vault_pw" ] || return 0
+  {
+    [ -z "$pg_pw" ] || superuser_sql SOV_PG_PW
+    [ -z "$forgejo_pw" ] || app_role_sql forgejo SOV_FORGEJO_PW
+    [ -z "$vault_pw" ] || app_role_sql vaultwarden SOV_VAULT_PW
+  } | SOV_PG_PW="$pg_pw" SOV_FORGEJO_PW="$forgejo_pw" SOV_VAULT_PW="$vault_pw" psql_admin || fatal "could not set the database passwords"
+  [ -z "$forgejo_pw" ] || log "role and database forgejo ready"
+  [ -z "$vault_pw" ] || log "role and database vaultwarden ready"
+  pg_pw=""; forgejo_pw=""; vault_pw=""
 }
 
 shutdown() {
@@ -82,9 +93,7 @@ trap shutdown TERM INT
 first_boot
 write_config
 start_pg || { tail -n 20 "$PGROOT/postgresql.log"; fatal "PostgreSQL did not start"; }
-set_superuser_password
-app_database forgejo POSTGRES_FORGEJO_PASSWORD
-app_database vaultwarden POSTGRES_VAULTWARDEN_PASSWORD
+set_passwords
 forget_secrets
 echo "PostgreSQL started"
 echo "=== INIT COMPLETE ==="
