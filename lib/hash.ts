@@ -36,14 +36,16 @@ export class StatCache {
 
   /** sha256 of `path`, or undefined when it does not exist. */
   async hashFile(path: string, progress?: Progress): Promise<string | undefined> {
+    const startedMs = Date.now();
     let st: BigIntStats;
     try { st = await fs.stat(path, { bigint: true }); } catch { return undefined; }
     const id: StatEntry = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), ''];
     const known = this.entries[path];
     if (known && known[0] === id[0] && known[1] === id[1] && known[2] === id[2] && known[3] === id[3]) return known[4];
     const digest = await hashFile(path, progress, Number(st.size));
-    // A file written in the same instant as we read it could change without moving mtime: don't remember those.
-    if (Date.now() - Number(st.mtimeNs / 1_000_000n) > 1000) {
+    // A file changed in the same clock tick as our stat could change again without moving its times
+    // (coarse file-system clocks: FAT has 2 s): only remember files whose last change is well before.
+    if (startedMs - Number(st.ctimeNs / 1_000_000n) > 2000 && startedMs - Number(st.mtimeNs / 1_000_000n) > 2000) {
       id[4] = digest;
       this.entries[path] = id;
       this.dirty = true;

@@ -7,7 +7,8 @@ import type { Config, Device } from './config.ts';
 import type { DeviceSession } from './device/device.ts';
 import { Cancelled, UserError } from './error.ts';
 import type { Emit, Outcome } from './events.ts';
-import { canonicalJson, sha256, type StatCache } from './hash.ts';
+import { canonicalJson, hashFile, sha256, type StatCache } from './hash.ts';
+import { outputHashOf } from './store/record.ts';
 import type { TaskGraph, TaskNode } from './graph.ts';
 import { diffParts, keyOf, keyParts, type KeyParts } from './key.ts';
 import type { CacheRecord, Store } from './store/store.ts';
@@ -200,11 +201,12 @@ export class Rebuilder {
         const p = join(tmp, name);
         const st = await fs.stat(p).catch(() => undefined);
         if (!st) throw new UserError(`${node.id} did not produce ${name}`);
-        const digest = (await this.o.stat.hashFile(p, (d, t) => this.o.emit({ type: 'progress', task: node.id, done: d, total: t, label: `hashing ${name}` })))!;
-        files.push({ name, sha256: digest, size: st.size, mode: st.mode & 0o7777 });
+        const digest = await hashFile(p, (d, t) => this.o.emit({ type: 'progress', task: node.id, done: d, total: t, label: `hashing ${name}` }), st.size);
+        // Only the exec bit: the umask of whoever built it must not change the output hash.
+        files.push({ name, sha256: digest, size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
       }
       const value = ret && 'value' in ret ? ret.value : undefined;
-      const outputHash = sha256(canonicalJson({ files: files.map((f) => [f.name, f.sha256, f.mode]), value: value ?? null }));
+      const outputHash = outputHashOf(files, value);
       const record: CacheRecord = { schema: 1, key, task: node.id, files, value, outputHash, durationMs: Date.now() - started, tools: {}, createdAt: new Date().toISOString() };
       for (const f of files) await this.o.store.putBlob(f.sha256, join(tmp, f.name));
       const final = outDir(this.o.root, node.service.name);

@@ -1,5 +1,11 @@
 // The one check of a cache record's shape, for records that come from outside this process (remote, archive, disk).
+import { canonicalJson, sha256 } from '../hash.ts';
 import type { CacheRecord, OutputFile } from './store.ts';
+
+/** A task's output hash: its files (name, content, exec bit) and its value. What dependents' keys use. */
+export function outputHashOf(files: Pick<OutputFile, 'name' | 'sha256' | 'mode'>[], value: unknown): string {
+  return sha256(canonicalJson({ files: files.map((f) => [f.name, f.sha256, f.mode]), value: value ?? null }));
+}
 
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Keys become file names (`records/<key>.json`): no separators, no leading dot. */
@@ -15,6 +21,8 @@ export function parseRecord(value: unknown, expectedKey?: string): CacheRecord |
   if (typeof r.durationMs !== 'number' || !Number.isFinite(r.durationMs)) return undefined;
   if (!isObject(r.tools) || Object.values(r.tools).some((v) => typeof v !== 'string')) return undefined;
   if (!Array.isArray(r.files) || !r.files.every(isOutputFile)) return undefined;
+  // Self-checking: a record whose output hash does not follow from its files and value is corrupt.
+  if (r.outputHash !== outputHashOf(r.files as OutputFile[], r.value)) return undefined;
   return value as unknown as CacheRecord;
 }
 
