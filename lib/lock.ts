@@ -45,13 +45,24 @@ export async function acquireLock(file: string, opts: { waitMs: number; onWait?:
   }
 }
 
-/** Moves a dead run's lock aside; if another run replaced it meanwhile, puts that one back. */
+/**
+ * Removes a dead run's lock. One remover at a time (a `.takeover` folder is the mutex), and only if the
+ * lock still holds the dead run's token: a live run's fresh lock is never removed.
+ */
 async function takeOver(file: string, staleToken: string | undefined): Promise<void> {
-  const aside = `${file}.stale.${randomBytes(8).toString('hex')}`;
-  if (!(await fs.rename(file, aside).then(() => true, () => false))) return; // someone else moved it
-  const moved = await read(aside);
-  if (moved && moved.token !== staleToken && alive(moved.pid)) await fs.link(aside, file).catch(() => undefined);
-  await fs.rm(aside, { force: true });
+  const mutex = `${file}.takeover`;
+  if (!(await fs.mkdir(mutex).then(() => true, () => false))) {
+    // Another run is taking over; a mutex left by a run that died inside this function is cleared after 10 s.
+    const st = await fs.stat(mutex).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 10_000) await fs.rm(mutex, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, 20));
+    return;
+  }
+  try {
+    if ((await read(file))?.token === staleToken) await fs.rm(file, { force: true });
+  } finally {
+    await fs.rm(mutex, { recursive: true, force: true });
+  }
 }
 
 async function release(file: string, token: string): Promise<void> {

@@ -97,8 +97,9 @@ export class Rebuilder {
       const kind = node.step.kind;
       if (kind === 'aggregate') {
         const unknown = node.deps.some((d) => this.result(d).unknown);
+        // Restoring may re-run a dependency with new output: hash after it.
+        if (this.wanted.has(id) && !this.o.dryRun) await this.materialiseDeps(node, signal);
         this.results.set(id, { outputHash: sha256(canonicalJson(this.depHashes(node))), files: {}, materialised: true, unknown });
-        if (this.wanted.has(id) && !this.o.dryRun) for (const d of node.deps) await this.materialise(d, signal);
         return done(unknown ? 'would-run' : 'fresh', unknown ? 'a dependency will run' : 'all dependencies up to date');
       }
       if (kind === 'artifact') return await this.artifact(node, signal, done);
@@ -174,11 +175,12 @@ export class Rebuilder {
         this.results.set(node.id, { key, outputHash: '', files: {}, materialised: false, unknown: true });
         return done('would-run', reason);
       }
-      if (await this.materialiseDeps(node, signal)) continue; // a dependency had to re-run: recompute the key
       const previous = this.o.state.tasks[node.id]?.outputHash;
-      const running = this.run(node, key, reason, signal);
-      this.inflight.set(key, running);
-      const out = await running.finally(() => this.inflight.delete(key));
+      // Registered before anything is awaited, so a second task with this key waits instead of building too.
+      const work = (async () => ((await this.materialiseDeps(node, signal)) ? undefined : this.run(node, key, reason, signal)))();
+      this.inflight.set(key, work);
+      const out = await work.finally(() => this.inflight.delete(key));
+      if (!out) continue; // a dependency had to re-run with new output: recompute the key
       this.remember(node, key, parts, out.outputHash);
       return done('ran', reason, { cutoff: previous === out.outputHash });
     }
@@ -266,8 +268,8 @@ export class Rebuilder {
       this.results.set(id, this.result(node.alias));
       return changed;
     }
-    if (node.step.kind === 'aggregate') return this.materialiseDeps(node, signal);
-    if (node.step.kind !== 'artifact') return false;
+    if (node.step.kind !== 'artifact') return false; // aggregates, effects and data disks are in place once executed
+    const started = Date.now();
     const r = this.result(id);
     const rec = await this.o.store.getRecord(r.key!);
     let ok = !!rec;
@@ -282,6 +284,7 @@ export class Rebuilder {
     }
     if (ok && rec && (!node.step.present || (await node.step.present(node.ctx, rec.value)))) {
       r.materialised = true;
+      this.o.emit({ type: 'done', task: id, outcome: 'restored', reason: `needed by a dependent; restored from the ${this.o.store.name} cache`, durationMs: Date.now() - started, key: r.key, outputHash: r.outputHash });
       return false;
     }
     // Corrupt or missing blob, or a value output gone (image deleted): forget the record, run the step.
@@ -292,8 +295,10 @@ export class Rebuilder {
     const before = r.outputHash;
     await this.materialiseDeps(node, signal);
     const { key, parts } = await this.key(node);
-    const out = await this.run(node, key, rec && !ok ? 'cached output was corrupt' : 'output not present (needed by a dependent)', signal);
+    const reason = rec && !ok ? 'cached output was corrupt' : 'output not present (needed by a dependent)';
+    const out = await this.run(node, key, reason, signal);
     this.remember(node, key, parts, out.outputHash);
+    this.o.emit({ type: 'done', task: id, outcome: 'ran', reason, durationMs: Date.now() - started, key, outputHash: out.outputHash, cutoff: out.outputHash === before });
     return out.outputHash !== before;
   }
 
@@ -335,21 +340,30 @@ export class Rebuilder {
 
   private async effect(node: TaskNode, signal: AbortSignal, done: (o: Outcome, r: string, x?: { bytes?: number }) => void) {
     const unknownDep = node.deps.find((d) => this.result(d).unknown);
-    const { key, parts } = unknownDep ? { key: '', parts: {} } : await this.key(node);
-    this.results.set(node.id, { key, outputHash: key, files: {}, materialised: true, unknown: !!unknownDep });
-    if (unknownDep) return done('would-run', `dependency ${unknownDep} will run`);
-    const ctx = this.context(node, key, '', '', signal);
-    let reason = 'always runs';
-    if (node.step.kind === 'effect') {
-      const state = this.o.flags.force ? 'forced (--force)' : node.step.check ? await node.step.check(ctx) : 'no check';
-      if (state === true) {
-        this.remember(node, key, parts, key);
-        return done('skipped', 'device already up to date');
-      }
-      reason = state;
+    if (unknownDep) {
+      this.results.set(node.id, { key: '', outputHash: '', files: {}, materialised: true, unknown: true });
+      return done('would-run', `dependency ${unknownDep} will run`);
     }
-    if (this.o.dryRun) return done('would-run', reason);
-    await this.materialiseDeps(node, signal);
+    let key: string;
+    let parts: KeyParts;
+    let reason = 'always runs';
+    let ctx: RunContext;
+    for (;;) {
+      ({ key, parts } = await this.key(node));
+      this.results.set(node.id, { key, outputHash: key, files: {}, materialised: true });
+      ctx = this.context(node, key, '', '', signal);
+      if (node.step.kind === 'effect') {
+        const state = this.o.flags.force ? 'forced (--force)' : node.step.check ? await node.step.check(ctx) : 'no check';
+        if (state === true) {
+          this.remember(node, key, parts, key);
+          return done('skipped', 'device already up to date');
+        }
+        reason = state;
+      }
+      if (this.o.dryRun) return done('would-run', reason);
+      // Restoring may re-run a dependency with new output: then this effect's key and check change too.
+      if (!(await this.materialiseDeps(node, signal))) break;
+    }
     this.o.emit({ type: 'start', task: node.id, reason });
     const ret = await this.slots.with(async () => node.step.run?.(ctx));
     if (signal.aborted) throw new Cancelled();

@@ -28,7 +28,9 @@ export interface RunSummary {
 
 export function summaryCollector(command: string[]) {
   const s: RunSummary = { command, ok: false, interrupted: false, durationMs: 0, counts: {}, bytes: 0, tasks: [], warnings: [] };
-  const add = (t: TaskSummary) => { s.tasks.push(t); s.counts[t.outcome] = (s.counts[t.outcome] ?? 0) + 1; s.bytes += t.bytes ?? 0; };
+  // A task can be reported twice (cached, then restored or re-run when a dependent needed it): the last word counts.
+  const byTask = new Map<string, TaskSummary>();
+  const add = (t: TaskSummary) => byTask.set(t.task, t);
   const onEvent = (e: RunEvent) => {
     switch (e.type) {
       case 'plan': s.device = e.device; break;
@@ -40,5 +42,12 @@ export function summaryCollector(command: string[]) {
       case 'end': Object.assign(s, { ok: e.ok, interrupted: e.interrupted, durationMs: e.durationMs }); break;
     }
   };
-  return { onEvent, summary: () => s };
+  const summary = (): RunSummary => {
+    s.tasks = [...byTask.values()];
+    s.counts = {};
+    for (const t of s.tasks) s.counts[t.outcome] = (s.counts[t.outcome] ?? 0) + 1;
+    s.bytes = s.tasks.reduce((n, t) => n + (t.bytes ?? 0), 0);
+    return s;
+  };
+  return { onEvent, summary };
 }

@@ -20,7 +20,8 @@ export function terminalReporter(o: TerminalOptions) {
   const [dim, red, green, yellow, bold] = [2, 31, 32, 33, 1].map(paint);
   const active = new Map<string, { label: string; pct?: number }>();
   const logs = new Map<string, string[]>();
-  const counts: Record<string, number> = {};
+  /** Last outcome of each task (a cached task may later be restored or re-run for a dependent). */
+  const outcomes = new Map<string, string>();
   let total = 0;
   let dryRun = false;
   let finished = 0;
@@ -73,8 +74,8 @@ export function terminalReporter(o: TerminalOptions) {
       }
       case 'done': {
         active.delete(e.task);
-        finished++;
-        counts[e.outcome] = (counts[e.outcome] ?? 0) + 1;
+        if (!outcomes.has(e.task)) finished++;
+        outcomes.set(e.task, e.outcome);
         // Work done is always shown; what needed nothing only in a dry run (it is the plan) or with --verbose.
         const quiet = e.outcome === 'fresh' || e.outcome === 'cached' || e.outcome === 'skipped';
         if (quiet && !dryRun && !o.verbose) { draw(); break; }
@@ -88,18 +89,18 @@ export function terminalReporter(o: TerminalOptions) {
       case 'failed':
         active.delete(e.task);
         finished++;
-        counts.failed = (counts.failed ?? 0) + 1;
+        outcomes.set(e.task, 'failed');
         print(`${red('✗')} ${bold(e.task)} ${red('failed')}${secs(e.durationMs)}: ${e.message}`);
         for (const l of e.details ?? (o.verbose ? [] : logs.get(e.task)?.slice(-10)) ?? []) print(dim(`    │ ${l}`));
         if (e.hint) print(`    hint: ${e.hint}`);
         break;
       case 'cancelled':
         active.delete(e.task);
-        counts.cancelled = (counts.cancelled ?? 0) + 1;
+        outcomes.set(e.task, 'cancelled');
         print(`${yellow('■')} ${e.task} cancelled (nothing recorded)`);
         break;
       case 'blocked':
-        counts.blocked = (counts.blocked ?? 0) + 1;
+        outcomes.set(e.task, 'blocked');
         print(dim(`- ${e.task} not run: ${e.by} ${e.cause}`));
         break;
       case 'warning':
@@ -108,6 +109,8 @@ export function terminalReporter(o: TerminalOptions) {
       case 'end': {
         clear();
         const order = ['ran', 'restored', 'fresh', 'cached', 'skipped', 'would-run', 'failed', 'blocked', 'cancelled'];
+        const counts: Record<string, number> = {};
+        for (const x of outcomes.values()) counts[x] = (counts[x] ?? 0) + 1;
         const summary = order.filter((k) => counts[k]).map((k) => `${counts[k]} ${LABEL[k] ?? k}`).join(', ');
         const status = e.interrupted ? yellow('interrupted') : e.ok ? green('done') : red('failed');
         o.out.write(`${bold(status)} in ${(e.durationMs / 1000).toFixed(1)}s: ${summary || 'nothing to do'}\n`);

@@ -9,6 +9,7 @@ import * as tar from 'tar';
 import { exportCache, importCache, keysDigest } from '../../lib/store/archive.ts';
 import { LocalStore } from '../../lib/store/local.ts';
 import type { CacheRecord } from '../../lib/store/store.ts';
+import { outputHashOf } from '../../lib/store/record.ts';
 
 let work: string;
 test.before(async () => { work = await fs.mkdtemp(join(tmpdir(), `sovereign-archive-test-${process.pid}-`)); });
@@ -30,10 +31,8 @@ async function filledCache(dir: string, n: number): Promise<{ store: LocalStore;
     await store.putBlob(sha(data), p);
     const key = randomBytes(32).toString('hex');
     keys.push(key);
-    const rec: CacheRecord = {
-      schema: 1, key, task: `svc${i}:rootfs`, outputHash: sha(Buffer.from(key)), durationMs: i, tools: {}, createdAt: '2024-01-01T00:00:00.000Z',
-      files: [{ name: 'rootfs.img', sha256: sha(data), size: data.length, mode: 0o644 }, { name: 'vmlinux', sha256: sha(shared), size: shared.length, mode: 0o644 }],
-    };
+    const files = [{ name: 'rootfs.img', sha256: sha(data), size: data.length, mode: 0o644 }, { name: 'vmlinux', sha256: sha(shared), size: shared.length, mode: 0o644 }];
+    const rec: CacheRecord = { schema: 1, key, task: `svc${i}:rootfs`, outputHash: outputHashOf(files, undefined), durationMs: i, tools: {}, createdAt: '2024-01-01T00:00:00.000Z', files };
     await store.putRecord(rec);
   }
   return { store, keys };

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { checkout, sovereign } from '../support/cli.ts';
 import { LocalStore } from '../../lib/store/local.ts';
 import type { CacheRecord } from '../../lib/store/store.ts';
+import { outputHashOf } from '../../lib/store/record.ts';
 
 const root = checkout('sovereign-cachecli-');
 const store = new LocalStore(join(root, '.sovereign/cache'));
@@ -17,7 +18,8 @@ async function seed(task: string, content: string, key: string): Promise<CacheRe
   const sha = createHash('sha256').update(content).digest('hex');
   await store.putBlob(sha, file);
   await fs.rm(file);
-  const rec: CacheRecord = { schema: 1, key, task, files: [{ name: 'out.img', sha256: sha, size: content.length, mode: 0o644 }], outputHash: sha, durationMs: 5, tools: {}, createdAt: new Date().toISOString() };
+  const files = [{ name: 'out.img', sha256: sha, size: content.length, mode: 0o644 }];
+  const rec: CacheRecord = { schema: 1, key, task, files, outputHash: outputHashOf(files, undefined), durationMs: 5, tools: {}, createdAt: new Date().toISOString() };
   await store.putRecord(rec);
   return rec;
 }

@@ -10,6 +10,7 @@ import { RemoteStore, recordArtifactId, remoteOptions, type RemoteStoreOptions }
 import { createStore } from '../../lib/store/tiered.ts';
 import type { CacheRecord } from '../../lib/store/store.ts';
 import { startCacheServer, type CacheServer } from '../support/cache-server.ts';
+import { outputHashOf } from '../../lib/store/record.ts';
 
 const TEAM = 'ci';
 let server: CacheServer;
@@ -35,10 +36,8 @@ async function blobFile(name: string, size = 3 * 1024 * 1024): Promise<{ path: s
 }
 
 function record(key: string, file: { sha256: string; size: number }): CacheRecord {
-  return {
-    schema: 1, key, task: 'sql:rootfs', files: [{ name: 'rootfs.img', sha256: file.sha256, size: file.size, mode: 0o644 }],
-    outputHash: sha(Buffer.from(file.sha256)), durationMs: 1234, tools: { mke2fs: '1.47.0' }, createdAt: new Date().toISOString(),
-  };
+  const files = [{ name: 'rootfs.img', sha256: file.sha256, size: file.size, mode: 0o644 }];
+  return { schema: 1, key, task: 'sql:rootfs', files, outputHash: outputHashOf(files, undefined), durationMs: 1234, tools: { mke2fs: '1.47.0' }, createdAt: new Date().toISOString() };
 }
 
 function remote(over: Partial<RemoteStoreOptions> & { warnings?: string[] } = {}, s = server): RemoteStore {

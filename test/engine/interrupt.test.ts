@@ -69,7 +69,7 @@ test('a dead run\'s lock is taken over by exactly one of many racing runs', asyn
   const { acquireLock } = await import('../../lib/lock.ts');
   const file = join(p.root, '.sovereign', 'lock');
   await fs.mkdir(join(p.root, '.sovereign'), { recursive: true });
-  for (let round = 0; round < 10; round++) {
+  for (let round = 0; round < 30; round++) {
     await fs.writeFile(file, JSON.stringify({ pid: 2 ** 22 + 12345, since: 'long ago', token: 'dead' })); // no such pid
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => acquireLock(file, { waitMs: 0 })));
     const won = results.filter((r) => r.status === 'fulfilled');

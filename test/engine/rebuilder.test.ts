@@ -91,6 +91,31 @@ test('a truncated record is a miss, not a crash', async () => {
   assert.equal(p.ran(), ['a:gen']);
 });
 
+test('a record whose output hash does not follow from its files is refused (self-checking records)', async () => {
+  await p.run(['a:gen']);
+  p.ran();
+  const dir = join(p.root, '.sovereign/cache/records');
+  for (const f of readdirSync(dir)) {
+    const rec = JSON.parse(await fs.readFile(join(dir, f), 'utf8'));
+    rec.outputHash = 'f'.repeat(64); // would poison every dependent's key
+    await fs.writeFile(join(dir, f), JSON.stringify(rec));
+  }
+  const r = await p.run(['a:pack']);
+  assert.ok(r.ok);
+  assert.equal(p.ran(), ['a:gen', 'a:pack']);
+});
+
+test('the umask of whoever built an output does not change its output hash', async () => {
+  const old = process.umask(0o002);
+  try { await p.run(['a:gen']); } finally { process.umask(old); }
+  const first = p.read('.sovereign/state/engine.json');
+  const other = await project();
+  await other.run(['a:gen']);
+  const hash = (text: string) => JSON.parse(text).tasks['a:gen'].outputHash;
+  assert.is(hash(other.read('.sovereign/state/engine.json')), hash(first));
+  await other.cleanup();
+});
+
 test('--force re-runs; --dry-run changes nothing and says why', async () => {
   await p.run(['a:pack']);
   p.ran();
