@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Config } from './config.ts';
 import { didYouMean, parseSize } from './config.ts';
-import { EXIT, UserError } from './error.ts';
+import { EXIT, fromSystemError, UserError } from './error.ts';
+import { killAllTools } from './exec.ts';
 import type { Emit, RunEvent } from './events.ts';
 import { run, loadState, planGraph, resolveDevice } from './engine.ts';
 import { toDot, toMermaid, type Steps } from './graph.ts';
@@ -14,7 +15,8 @@ import { summaryCollector } from './report/summary.ts';
 import { terminalReporter, useColor } from './report/terminal.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import type { RemoteMode } from './store/open.ts';
-import { localStore } from './store/local.ts';
+import { LocalStore, localStore } from './store/local.ts';
+import { acquireLock } from './lock.ts';
 import { HELP, commandHelp } from './help.ts';
 
 /** The original CLI's words: `sovereign build --sql` = `sovereign run sql:build`. */
@@ -75,7 +77,8 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
   }
 }
 
-function reportError(e: unknown): number {
+function reportError(err: unknown): number {
+  const e = err instanceof UserError ? err : fromSystemError(err) ?? err;
   if (e instanceof UserError) {
     const color = useColor(process.stderr);
     process.stderr.write(`${color ? '\x1b[31merror\x1b[0m' : 'error'}: ${e.message}\n`);
@@ -83,8 +86,8 @@ function reportError(e: unknown): number {
     if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
     return EXIT[e.code];
   }
-  process.stderr.write(`sovereign: internal error (a bug): ${(e as Error)?.stack ?? e}\n`);
-  return 70;
+  process.stderr.write(`sovereign: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
+  return EXIT.bug;
 }
 
 const hintFor = (word: string, names: string[]) => {
@@ -132,6 +135,8 @@ async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunP
   const concurrency = o.values.concurrency === undefined ? undefined : Number(o.values.concurrency);
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new UserError('--concurrency takes a positive whole number', { code: 'usage' });
   const json = !!o.values.json;
+  const wait = o.values.wait === undefined ? undefined : Number(o.values.wait);
+  if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0)) throw new UserError('--wait takes a number of seconds', { code: 'usage', hint: 'e.g. --wait 60' });
 
   const collector = summaryCollector(['run', ...args]);
   const terminal = terminalReporter({ out: json ? process.stderr : process.stdout, color: useColor(json ? process.stderr : process.stdout), live: !json && !!process.stdout.isTTY, verbose: !!o.values.verbose });
@@ -140,12 +145,16 @@ async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunP
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++interrupts > 1) process.exit(EXIT.interrupted);
+    if (++interrupts > 1) {
+      killAllTools(); // tools run in their own process groups: the terminal's signal does not reach them
+      process.exit(EXIT.interrupted);
+    }
     process.stderr.write(`\n${sig}: stopping running tasks, removing partial outputs (again to force quit)\n`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const outcome = await run({
       root, config, steps, targets,
@@ -155,7 +164,7 @@ async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunP
       concurrency,
       keepGoing: !!o.values.continue,
       remoteCache: mode as RemoteMode | undefined,
-      waitMs: o.values.wait === undefined ? undefined : Number(o.values.wait) * 1000,
+      waitMs: wait === undefined ? undefined : wait * 1000,
       emit,
       signal: controller.signal,
       confirm: (q) => confirm(q, !!o.values.yes),
@@ -168,6 +177,7 @@ async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunP
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
 
@@ -241,6 +251,18 @@ async function cacheCommand(args: string[], opts: MainOptions): Promise<number> 
   const { root, config } = await context(opts.steps);
   const store = localStore(config, root);
   const json = !!o.values.json;
+  // Commands that change the store wait for a running build: gc must not delete what it is storing.
+  const lock = ['gc', 'verify', 'import'].includes(sub)
+    ? await acquireLock(join(root, '.sovereign', 'lock'), { waitMs: 10 * 60_000, onWait: (who) => process.stderr.write(`waiting for another run to finish (${who})\n`) })
+    : undefined;
+  try {
+    return await cacheSubcommand(sub, file, o, store, json);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function cacheSubcommand(sub: string | undefined, file: string | undefined, o: RunParsed, store: LocalStore, json: boolean): Promise<number> {
   const out = (text: string, data: unknown) => process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : text);
   switch (sub) {
     case 'ls': {

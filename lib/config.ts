@@ -281,10 +281,12 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
     bad(`${f}.base`, "must be { debootstrap: { suite } } or { from: '<service>' }");
   }
   const platform = str('platform', false);
+  const dir = str('dir', false);
+  if (dir && (dir.startsWith('/') || dir.split('/').includes('..'))) bad(`${f}.dir`, 'must be a folder inside the repo (relative, no ..)', `e.g. 'vm/${name}'`);
   return {
     name,
     displayName: str('displayName', true) ?? name,
-    dir: str('dir', false) ?? `vm/${name}`,
+    dir: dir ?? `vm/${name}`,
     guestIp: guestIp ?? '',
     ports: Array.isArray(ports) ? (ports as number[]) : [],
     readyMarker: str('readyMarker', true) ?? '',

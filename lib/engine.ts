@@ -85,7 +85,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     req.emit(e);
   };
   try {
-    if (lock) await fs.rm(tmpRoot(req.root), { recursive: true, force: true }); // leftovers of a killed run
+    if (lock) await sweep(req.root); // leftovers of a killed run
     const state = loadState(req.root);
     const stat = new StatCache(join(stateDir(req.root), 'stat-cache.json'));
     const warned = new Set<string>();
@@ -128,5 +128,16 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
   } finally {
     if (session) await session.then((s) => s.close(), () => undefined);
     await lock?.release();
+  }
+}
+
+/** Removes what a killed run left half-written: the temp folder and restore temp files beside outputs. */
+async function sweep(root: string): Promise<void> {
+  await fs.rm(tmpRoot(root), { recursive: true, force: true });
+  const out = join(root, '.sovereign', 'out');
+  for (const svc of await fs.readdir(out).catch(() => [] as string[])) {
+    for (const name of await fs.readdir(join(out, svc)).catch(() => [] as string[])) {
+      if (name.startsWith('.') && name.endsWith('.tmp')) await fs.rm(join(out, svc, name), { force: true });
+    }
   }
 }

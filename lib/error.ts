@@ -17,6 +17,8 @@ export const EXIT = {
   environment: 4,
   /** another run holds the lock */
   locked: 5,
+  /** an internal error: a bug in sovereign (please report it) */
+  bug: 70,
   /** stopped by Ctrl-C or SIGTERM */
   interrupted: 130,
 } as const;
@@ -46,4 +48,21 @@ export class Cancelled extends Error {
     super('cancelled');
     this.name = 'Cancelled';
   }
+}
+
+const ERRNO_HINTS: Record<string, string> = {
+  ENOSPC: 'the disk is full: free some space (e.g. `sovereign cache gc --max-size 5G`) and run again',
+  EDQUOT: 'the disk quota is exhausted: free some space and run again',
+  EACCES: 'permission denied: check the owner and mode of the path, or run as the user who owns the repo',
+  EPERM: 'operation not permitted: check the owner and mode of the path',
+  EROFS: 'the file system is read-only',
+  EMFILE: 'too many open files: raise the limit (ulimit -n) or lower --concurrency',
+};
+
+/** Turns an expected system failure (disk full, permission denied, …) into a UserError; undefined for anything else (a bug). */
+export function fromSystemError(e: unknown): UserError | undefined {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (!code || !ERRNO_HINTS[code]) return undefined;
+  const path = (e as NodeJS.ErrnoException).path;
+  return new UserError(`${code}${path ? ` on ${path}` : ''}: ${(e as Error).message.replace(/^\w+: /, '')}`, { code: 'environment', hint: ERRNO_HINTS[code] });
 }

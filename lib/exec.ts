@@ -25,6 +25,14 @@ export interface ExecResult {
 
 const GRACE_MS = 3000;
 
+/** Process groups of tools still running: stopped synchronously if sovereign itself must exit at once. */
+const live = new Set<number>();
+
+/** Kills every tool still running (whole process groups). For a forced exit; normal aborts go through `signal`. */
+export function killAllTools(sig: NodeJS.Signals = 'SIGKILL'): void {
+  for (const pid of live) killGroup(pid, sig);
+}
+
 /**
  * Runs `cmd args…` without a shell. Throws UserError on a non-zero exit (with the last stderr lines),
  * Cancelled when `signal` aborts (after stopping the process group: TERM, then KILL).
@@ -38,6 +46,7 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true, // own process group, so abort stops grandchildren too
     });
+    if (child.pid) live.add(child.pid);
     let stdout = '';
     let stderr = '';
     const max = opts.maxBuffer ?? 64 * 1024 * 1024;
@@ -70,6 +79,7 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
       reject(e.code === 'ENOENT' ? new UserError(`${cmd}: command not found`, { code: 'environment', hint: `install ${cmd} (see \`sovereign preflight\`)` }) : e);
     });
     child.on('close', (code, sig) => {
+      if (child.pid) live.delete(child.pid);
       opts.signal?.removeEventListener('abort', onAbort);
       if (timer) clearTimeout(timer);
       if (opts.onLine) for (const s of ['stdout', 'stderr'] as const) if (partial[s]) opts.onLine(partial[s], s);

@@ -25,7 +25,8 @@ Examples
   sovereign build --sql --forge       = sovereign run sql:build forge:build
 
 Exit codes: 0 ok · 1 a task failed · 2 bad command line · 3 invalid config or cycle
-            4 environment not ready (docker, device, tool) · 5 another run holds the lock · 130 interrupted
+            4 environment not ready (docker, device, tool, disk full) · 5 another run holds the lock
+            70 internal error (a bug) · 130 interrupted
 Environment: NO_COLOR disables colour; SOVEREIGN_REMOTE_CACHE_URL/_TOKEN point at a remote cache.
 Run 'sovereign <command> --help' for a command's options.
 `;

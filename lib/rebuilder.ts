@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, Device } from './config.ts';
 import type { DeviceSession } from './device/device.ts';
-import { Cancelled, UserError } from './error.ts';
+import { Cancelled, fromSystemError, UserError } from './error.ts';
 import type { Emit, Outcome } from './events.ts';
 import { canonicalJson, hashFile, sha256, type StatCache } from './hash.ts';
 import { outputHashOf } from './store/record.ts';
@@ -107,9 +107,10 @@ export class Rebuilder {
       return await this.effect(node, signal, done);
     } catch (e) {
       if (e instanceof Cancelled || signal.aborted) { this.o.emit({ type: 'cancelled', task: id }); throw new Cancelled(); }
-      const u = e instanceof UserError ? e : undefined;
-      this.o.emit({ type: 'failed', task: id, message: u ? u.message : String((e as Error)?.stack ?? e), hint: u?.hint, details: u?.details, durationMs: Date.now() - started, code: u ? u.code : 'failed' });
-      throw e;
+      const u = e instanceof UserError ? e : fromSystemError(e);
+      const message = u ? u.message : `internal error (a bug in sovereign, please report it): ${String((e as Error)?.stack ?? e)}`;
+      this.o.emit({ type: 'failed', task: id, message, hint: u?.hint, details: u?.details, durationMs: Date.now() - started, code: u ? u.code : 'bug' });
+      throw u ?? e;
     }
   }
 

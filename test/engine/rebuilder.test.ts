@@ -130,6 +130,15 @@ test('--force re-runs; --dry-run changes nothing and says why', async () => {
   assert.is(p.read('.sovereign/out/a/pack.txt'), 'HELLO A!');
 });
 
+test('disk full is an environment error with a hint; a plain exception is reported as a bug', async () => {
+  const r = await p.run(['a:full']);
+  const f = r.events.find((e) => e.type === 'failed');
+  assert.ok(f && f.type === 'failed' && f.code === 'environment' && /ENOSPC/.test(f.message) && /disk is full/.test(f.hint ?? ''), JSON.stringify(f));
+  const b = await p.run(['a:bug']);
+  const g = b.events.find((e) => e.type === 'failed');
+  assert.ok(g && g.type === 'failed' && g.code === 'bug' && /internal error/.test(g.message), JSON.stringify(g));
+});
+
 test('fail fast by default; --continue goes on with unaffected branches', async () => {
   const ff = await p.run(['a:fail', 'b:pack'], {});
   assert.not.ok(ff.ok);

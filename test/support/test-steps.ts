@@ -60,6 +60,24 @@ export const fail: Step = {
   async run() { throw new Error('boom'); },
 };
 
+/** full: fails like a write on a full disk. */
+export const full: Step = {
+  name: 'full', kind: 'artifact', version: 1, summary: 'test: disk full',
+  deps: () => [],
+  outputs: () => ['x'],
+  async run(ctx) {
+    throw Object.assign(new Error(`ENOSPC: no space left on device, write '${ctx.outDir}/x'`), { code: 'ENOSPC', path: `${ctx.outDir}/x` });
+  },
+};
+
+/** bug: a plain programming error. */
+export const bug: Step = {
+  name: 'bug', kind: 'artifact', version: 1, summary: 'test: a bug',
+  deps: () => [],
+  outputs: () => ['x'],
+  async run() { throw new TypeError("Cannot read properties of undefined (reading 'x')"); },
+};
+
 /** loop: a dependency cycle through dependsOn, for the cycle error. */
 export const up: Step = {
   name: 'up', kind: 'effect', version: 1, summary: 'test: cycle through dependsOn',
@@ -82,7 +100,7 @@ export const shared: Step = {
 
 export const all: Step = { name: 'all', kind: 'aggregate', version: 1, summary: 'test: aggregate', deps: (ctx) => [`${ctx.service.name}:pack`] };
 
-export const testSteps = new Map<string, Step>([gen, pack, slow, fail, up, all, shared].map((s) => [s.name, s]));
+export const testSteps = new Map<string, Step>([gen, pack, slow, fail, up, all, shared, full, bug].map((s) => [s.name, s]));
 
 export function testConfig(services: Record<string, Record<string, unknown>> = { a: {}, b: {} }): Config {
   const input = {
