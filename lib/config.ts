@@ -233,6 +233,8 @@ export function resolveConfig(input: unknown, file: string): Result<Config, User
 function resolveService(name: string, s: unknown, index: number, bad: (f: string, p: string, h?: string) => void): Service | undefined {
   const f = `services.${name}`;
   if (!NAME.test(name)) bad(f, 'service names are lower-case letters, digits and dashes, starting with a letter');
+  // The name makes the VM's network interface `vm_<name>`, and Linux interface names have 15 bytes at most.
+  if (name.length > 12) bad(f, `service names have at most 12 characters ('${name}' has ${name.length})`, 'it names the VM\'s network interface vm_<name>');
   if (!isObject(s)) { bad(f, 'must be an object'); return undefined; }
   const r = s as Record<string, unknown>;
   const known = ['displayName', 'dir', 'guestIp', 'ports', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'platform', 'cmdline'];

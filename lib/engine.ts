@@ -100,8 +100,8 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       root: req.root, config: req.config, device, store, stat, state, flags: req.flags, dryRun: req.dryRun, emit,
       openDevice: () => (session ??= import('./device/session.ts').then((m) => m.openSession(device, req.root))),
       // One at a time: two services sharing a missing key must get the same generated value.
-      secrets: (svc) => (secretsQueue = secretsQueue.catch(() => undefined).then(async () => {
-        const { values, generated } = await (await import('./secrets.ts')).ensureSecrets(req.config.services.get(svc)!, req.root, !req.dryRun);
+      secrets: (svc, generate) => (secretsQueue = secretsQueue.catch(() => undefined).then(async () => {
+        const { values, generated } = await (await import('./secrets.ts')).ensureSecrets(req.config.services.get(svc)!, req.root, generate && !req.dryRun);
         if (generated.length) emit({ type: 'warning', message: `generated random ${generated.join(', ')} into .env for ${svc} (keep .env private; edit it to choose your own)` });
         return values;
       })) as Promise<Record<string, string>>,

@@ -38,7 +38,7 @@ export interface RebuilderOptions {
   dryRun: boolean;
   emit: Emit;
   openDevice(): Promise<DeviceSession>;
-  secrets(service: string): Promise<Record<string, string>>;
+  secrets(service: string, generate: boolean): Promise<Record<string, string>>;
   confirm(question: string): Promise<boolean>;
   /** How many steps may do work (run or restore) at once; checking keys and records is not limited by it. */
   concurrency: number;
@@ -318,7 +318,7 @@ export class Rebuilder {
       return done('skipped', `exists; user data is never overwritten${note}`);
     }
     if (this.o.dryRun) return done('would-run', present ? '--fresh-data: would replace it (asks first)' : 'does not exist yet');
-    if (present && !(await this.o.confirm(`Replace ${names.join(', ')} of ${node.service.name} with an empty one? Its data is lost.`))) {
+    if (present && !(await this.o.confirm(`Recreate ${names.join(', ')} of ${node.service.name} (the empty disk that deploys push) from scratch?`))) {
       throw new UserError(`not replacing ${node.service.name}'s data disk`, { hint: 'answer yes, or pass --yes in scripts' });
     }
     this.o.emit({ type: 'start', task: node.id, reason: present ? 'replacing (--fresh-data)' : 'does not exist yet' });
@@ -401,7 +401,7 @@ export class Rebuilder {
       log: (line) => o.emit({ type: 'log', task: node.id, line }),
       progress: (d, total, label) => o.emit({ type: 'progress', task: node.id, done: d, total, label }),
       session: () => o.openDevice(),
-      secrets: () => o.secrets(node.service.name),
+      secrets: (opts) => o.secrets(node.service.name, !!opts?.generate),
       confirm: (q) => o.confirm(q),
     };
   }

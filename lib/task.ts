@@ -96,8 +96,11 @@ export interface RunContext extends PlanContext {
   progress(done: number, total?: number, label?: string): void;
   /** A session on the run's device (opened once per run, shared). `ctx.device` is the Device's config. */
   session(): Promise<DeviceSession>;
-  /** Values of the `.env` keys this service declares (parsed, never evaluated). */
-  secrets(): Promise<Record<string, string>>;
+  /**
+   * Values of the `.env` keys this service declares (parsed, never evaluated). With `generate`, missing
+   * keys are first generated into `.env` (only the step that delivers secrets asks for that).
+   */
+  secrets(opts?: { generate?: boolean }): Promise<Record<string, string>>;
   /** Asks the user to confirm (honours --yes; fails in non-interactive runs without it). */
   confirm(question: string): Promise<boolean>;
 }

@@ -5,6 +5,8 @@ import { UserError } from '../lib/error.ts';
 import { hashFile } from '../lib/hash.ts';
 import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
 import type { RunContext, Step } from '../lib/task.ts';
+import { shQuote } from '../lib/device/shell.ts';
+import { stopVm, VM_FILES } from '../lib/vm/process.ts';
 
 interface PushSpec {
   /** Step name, e.g. `push-rootfs`. */
@@ -43,7 +45,10 @@ function pushStep(spec: PushSpec): Step {
     },
     async run(ctx) {
       const path = await devicePath(ctx, spec.file);
-      return { bytes: await (spec.run ?? pushArtifact(spec))(ctx, path) };
+      const bytes = await (spec.run ?? pushArtifact(spec))(ctx, path);
+      // A running VM no longer runs what is deployed (new secrets, a new disk): `start` must restart it.
+      if (bytes > 0) await (await ctx.session()).run(`rm -f ${shQuote(await devicePath(ctx, VM_FILES.deployed))}`);
+      return { bytes };
     },
   };
 }
@@ -110,6 +115,9 @@ const dataDisk: PushSpec = {
       }
       const question = `Replace data.img of ${ctx.service.displayName} on the device? Everything stored in it is lost.`;
       if (!(await ctx.confirm(question))) throw new UserError(`data.img of ${ctx.service.name} was not replaced (not confirmed)`, { hint: 'answer yes, or pass --yes with --fresh-data' });
+      // Never swap the disk under a running VM: it would go on writing into the old, unlinked file.
+      const stopped = await stopVm(await ctx.session(), ctx.service.name, { signal: ctx.signal });
+      if (stopped.state !== 'not running') ctx.log(`stopped the VM (pid ${stopped.pid}) to replace its data disk`);
     }
     return pushArtifact(dataDisk)(ctx, path);
   },
@@ -130,7 +138,7 @@ export const pushSecrets = pushStep({
     return mode === 0o600 ? true : `${SECRETS_FILE} has mode ${mode?.toString(8)}, not 600`;
   },
   async run(ctx, path) {
-    const content = renderSecretsFile(await ctx.secrets());
+    const content = renderSecretsFile(await ctx.secrets({ generate: true }));
     await (await ctx.session()).writeFile(path, content, 0o600);
     ctx.progress(content.length, content.length, SECRETS_FILE);
     return content.length;

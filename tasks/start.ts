@@ -53,7 +53,7 @@ export const start: Step = {
       ctx.log(`${service.displayName} ready in ${(ready.ms / 1000).toFixed(1)}s`);
     } catch (e) {
       // A VM that did not come up is stopped (its console.log stays for `logs`); so is one whose start was cancelled.
-      await stopVm(session, service.name, { graceSeconds: 2 }).catch(() => undefined);
+      await stopVm(session, service.name, { shutdownSeconds: 5, graceSeconds: 2 }).catch(() => undefined);
       throw e;
     }
     await session.writeFile(vmPath(session, service.name, 'deployed'), `${wanted(ctx)}\n`, 0o644);

@@ -68,6 +68,8 @@ export async function createDataDisk(o: DataDiskOptions): Promise<void> {
     await sparseFile(o.out, o.sizeBytes);
     // lazy init keeps the file sparse (the 4G disk costs a few MiB to push); safe because the file is all zeros.
     await exec('mkfs.ext4', ['-F', '-q', '-L', o.label.slice(0, 16), '-E', 'lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0', o.out], { env: await e2fsEnv(work) });
+    // It will hold the service's data (database files, password hashes): private, here and on the device.
+    await fs.chmod(o.out, 0o600);
   } catch (e) {
     await fs.rm(o.out, { force: true });
     throw e;

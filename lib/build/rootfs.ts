@@ -229,7 +229,9 @@ async function mkfs(root: string, o: RootfsOptions, entries: number, stage: stri
   await sparseFile(o.out, o.sizeBytes);
   const inodes = Math.max(Math.floor(o.sizeBytes / 16384), Math.ceil(entries * 1.25) + 1024);
   const uuid = seededUuid(o.seed, 'uuid');
-  const args = ['-F', '-q', '-L', 'rootfs', '-N', String(inodes), '-U', uuid, '-E', `hash_seed=${seededUuid(o.seed, 'hash_seed')},root_owner=0:0`, '-d', root, o.out];
+  // nodiscard and lazy_itable_init are pinned: mke2fs would otherwise choose them from the build host.
+  const extended = `hash_seed=${seededUuid(o.seed, 'hash_seed')},root_owner=0:0,nodiscard,lazy_itable_init=1`;
+  const args = ['-F', '-q', '-L', 'rootfs', '-N', String(inodes), '-U', uuid, '-E', extended, '-d', root, o.out];
   const r = await exec('mkfs.ext4', args, { env: await e2fsEnv(stage, ROOTFS_EPOCH), signal: o.signal, nothrow: true });
   if (r.code === 0) return;
   const text = r.stderr + r.stdout;

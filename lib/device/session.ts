@@ -44,7 +44,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
     const tmp = tempName(remote);
     // umask 077: the temp file is private from its first byte; the final mode is set before the rename.
     await run(
-      `mkdir -p ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)} || { rm -f ${q(tmp)}; exit 1; }`,
+      `mkdir -p -m 700 ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)} || { rm -f ${q(tmp)}; exit 1; }`,
       { input: data },
     );
   };
@@ -65,7 +65,8 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       const dir = posix.dirname(remote);
       const tmp = tempName(remote);
       // Temp files of earlier, interrupted pushes of this file are debris: clear them first.
-      await run(`mkdir -p ${q(dir)} && rm -f ${q(`${dir}/.${posix.basename(remote)}${TEMP_MARK}`)}*`, { signal: opts.signal });
+      // Service folders hold disks and secrets: private to the device's admin.
+      await run(`mkdir -p -m 700 ${q(dir)} && rm -f ${q(`${dir}/.${posix.basename(remote)}${TEMP_MARK}`)}*`, { signal: opts.signal });
       let bytes = 0;
       try {
         await transport.upload(local, tmp, { ...opts, progress: (done, total) => { bytes = done; opts.progress?.(done, total); } });

@@ -96,7 +96,8 @@ export async function importCache(dir: string, file: string): Promise<ImportResu
       if (moved) result.records++; else result.present++;
     }
   } finally {
-    await fs.rm(staging, { recursive: true, force: true });
+    // A damaged archive can make tar give up while its last file is still being closed: retry the removal.
+    await fs.rm(staging, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
   return result;
 }

@@ -14,6 +14,8 @@ export const VM_FILES = {
   log: 'console.log',
   pid: 'vm.pid',
   socket: 'vm.sock',
+  /** qemu's monitor, as FIFOs `vm.monitor.in` / `.out`. */
+  monitor: 'vm.monitor',
   /** The deploy output hash the running VM was started with. */
   deployed: 'deployed',
 } as const;
@@ -45,29 +47,42 @@ export async function runningPid(session: DeviceSession, service: string, signal
 }
 
 export interface StopOptions {
+  /** Seconds the guest gets to shut down cleanly when asked through the monitor (default 30). */
+  shutdownSeconds?: number;
   /** Seconds between TERM and KILL (default 10). */
   graceSeconds?: number;
   signal?: AbortSignal;
 }
 
-export type StopOutcome = { state: 'not running' } | { state: 'stopped' | 'killed'; pid: number };
+/** shutdown: the guest shut down when asked; stopped: it ended on TERM; killed: it needed KILL. */
+export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'stopped' | 'killed'; pid: number };
 
 /**
- * TERM, then KILL after the grace period, in one device round trip (adb/ssh latency stays out of the
- * loop). Idempotent: a VM that is not running is "not running". Removes vm.pid and vm.sock, keeps console.log.
+ * First asks the guest to shut down (its init stops the service and syncs; qemu exits), then TERM, then
+ * KILL after the grace period, all in one device round trip (adb/ssh latency stays out of the loop). Idempotent: a VM that is not running is "not running". Removes vm.pid and vm.sock, keeps console.log.
  * On crosvm devices it deletes this VM's TAP and nothing else: the bridge and NAT rules serve every VM.
  */
 export async function stopVm(session: DeviceSession, service: string, opts: StopOptions = {}): Promise<StopOutcome> {
   if (opts.signal?.aborted) throw new Cancelled();
   const ticks = Math.max(1, Math.round((opts.graceSeconds ?? 10) * 5));
+  const shutdownTicks = Math.max(0, Math.round((opts.shutdownSeconds ?? 30) * 5));
   const tapCleanup = session.device.hypervisor === 'crosvm' ? `ip link del ${shQuote(tapName(service))} 2>/dev/null || true` : '';
   const script = `pid=$(vm_pid) || pid=
 state=none
 if [ -n "$pid" ]; then
-  kill -TERM "$pid" 2>/dev/null || true
-  i=0
-  while vm_alive "$pid" && [ $i -lt ${ticks} ]; do sleep 0.2; i=$((i+1)); done
   state=stopped
+  # A clean shutdown first: ctrl-alt-delete makes the guest kernel send SIGINT to init. The write is bounded:
+  # a FIFO without its reader would block forever.
+  if [ ${shutdownTicks} -gt 0 ] && [ -p ${VM_FILES.monitor}.in ] && timeout 2 sh -c 'echo "sendkey ctrl-alt-delete" > ${VM_FILES.monitor}.in' 2>/dev/null; then
+    i=0
+    while vm_alive "$pid" && [ $i -lt ${shutdownTicks} ]; do sleep 0.2; i=$((i+1)); done
+    vm_alive "$pid" || state=shutdown
+  fi
+  if vm_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    i=0
+    while vm_alive "$pid" && [ $i -lt ${ticks} ]; do sleep 0.2; i=$((i+1)); done
+  fi
   if vm_alive "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
     state=killed
@@ -76,14 +91,14 @@ if [ -n "$pid" ]; then
     if vm_alive "$pid"; then echo "alive $pid"; exit 0; fi
   fi
 fi
-rm -f ${VM_FILES.pid} ${VM_FILES.socket}
+rm -f ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
 ${tapCleanup}
 echo "$state $pid"`;
-  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: (opts.graceSeconds ?? 10) * 1000 + 30_000 });
+  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: ((opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10)) * 1000 + 30_000 });
   const [state, pidText] = stdout.trim().split(/\s+/);
   const pid = Number(pidText);
   if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });
-  if (state === 'stopped' || state === 'killed') return { state, pid };
+  if (state === 'shutdown' || state === 'stopped' || state === 'killed') return { state, pid };
   if (state === 'none' || state === undefined || state === '') return { state: 'not running' };
   throw new UserError(`${service}: could not stop the VM`, { details: stderr.trim().split('\n').slice(-10) });
 }

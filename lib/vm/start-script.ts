@@ -114,7 +114,11 @@ set -- -name sovereign-${p.name} -accel "$accel" -machine ${arm ? 'virt' : 'q35'
 if [ -f secrets.env ]; then
   set -- "$@" ${nvme('secrets.env', 'secrets', ',readonly=on')}
 fi
-exec qemu-system-${arm ? 'aarch64' : 'x86_64'} "$@"
+${arm ? '' : `# The monitor on two FIFOs: stop asks the guest to shut down cleanly (sendkey ctrl-alt-delete -> SIGINT to
+# its init) with nothing more than a shell, on any device. (The arm virt machine has no keyboard for it.)
+rm -f vm.monitor.in vm.monitor.out && mkfifo vm.monitor.in vm.monitor.out
+set -- "$@" -monitor pipe:vm.monitor
+`}exec qemu-system-${arm ? 'aarch64' : 'x86_64'} "$@"
 `;
 }
 

@@ -124,11 +124,12 @@ test('a new deployed set restarts the VM; data.img survives the restart', async 
   assert.ok(r.lines.includes('| tiny: /data mounted from /dev/nvme1n1 (2 boots)'));
 });
 
-test('stop ends the VM (pid gone, pid file removed) and is idempotent', async () => {
+test('stop shuts the guest down cleanly (its init runs its shutdown), then the VM is gone; idempotent', async () => {
   const pid = (await runningPid(session, 'tiny'))!;
   const r = run();
   await stop.run!(r.ctx);
-  assert.is(r.lines[0], `Tiny: stopped (pid ${pid})`);
+  assert.is(r.lines[0], `Tiny: stopped (pid ${pid}, clean shutdown)`);
+  assert.match(await fs.readFile(join(dir, 'console.log'), 'utf8'), /tiny: shutting down/);
   assert.not.ok(alive(pid));
   assert.not.ok(await fs.access(join(dir, 'vm.pid')).then(() => true, () => false));
   const again = run();

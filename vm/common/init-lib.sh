@@ -30,6 +30,8 @@ mount_basics() {
   mount -t proc proc /proc
   mount -t sysfs sysfs /sys
   mount -t devtmpfs devtmpfs /dev 2>/dev/null # the kernel may have mounted it already
+  # Ctrl-Alt-Del (sovereign's clean stop) must reach init as SIGINT, not reboot at once (the kernel default).
+  echo 0 > /proc/sys/kernel/ctrl-alt-del
   mkdir -p /dev/pts /dev/shm
   mount -t devpts devpts /dev/pts
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
