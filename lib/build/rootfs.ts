@@ -239,9 +239,12 @@ async function mkfs(root: string, o: RootfsOptions, entries: number, stage: stri
   throw new UserError(`mkfs.ext4 failed building ${o.out} (exit ${r.code})`, { details: text.trim().split('\n').slice(-10) });
 }
 
-/** i_mode: the staged file's type with the header's permission bits. */
+/**
+ * i_mode: the staged file's type with the header's permission bits. What sovereign made itself (no tar
+ * header: the root, parents it created) gets fixed modes, never the builder's umask.
+ */
 function modeOf(st: Stats, m: Meta | undefined, isRoot: boolean): number {
-  const perm = m ? m.perm : isRoot ? 0o755 : st.mode & 0o7777;
+  const perm = m ? m.perm : isRoot || st.isDirectory() || st.mode & 0o111 ? 0o755 : 0o644;
   return (st.mode & 0o170000) | perm;
 }
 

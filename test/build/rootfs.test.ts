@@ -127,6 +127,17 @@ test('same tar, different folders and cwd: byte-identical images', async () => {
   }
 });
 
+test('the builder\'s umask does not change the bytes', async () => {
+  const first = await build(join(work, 'umask-022'));
+  const old = process.umask(0o002);
+  try {
+    const second = await build(join(work, 'umask-002'));
+    assert.is(await sha256(second), await sha256(first));
+  } finally {
+    process.umask(old);
+  }
+});
+
 test('built as an unprivileged user: same bytes as built as root (no root needed)', async () => {
   if (process.getuid?.() !== 0) return; // the suite itself then already runs unprivileged
   const asRoot = await build(join(work, 'user-root'));
