@@ -1,5 +1,6 @@
 // Secrets: `.env` parsed (never sourced or evaluated), each service's declared keys picked, the device file rendered.
 import { promises as fs } from 'node:fs';
+import { VM_FILES } from './vm/files.ts';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from './fsutil.ts';
@@ -7,7 +8,7 @@ import type { Service } from './config.ts';
 import { UserError } from './error.ts';
 
 /** File name of a service's secrets on the device, next to its disks (mode 0600). */
-export const SECRETS_FILE = 'secrets.env';
+export const SECRETS_FILE = VM_FILES.secrets;
 /** The guest attaches the file as a raw disk, so it is padded to whole 4 KiB blocks. */
 const BLOCK = 4096;
 

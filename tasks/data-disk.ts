@@ -1,5 +1,6 @@
 // Step `data-disk`: the empty sparse ext4 data.img, made once; the engine never replaces it without --fresh-data.
 import { join } from 'node:path';
+import { VM_FILES } from '../lib/vm/files.ts';
 import type { Step } from '../lib/task.ts';
 import { createDataDisk } from '../lib/build/ext4.ts';
 
@@ -10,9 +11,9 @@ export const step: Step = {
   summary: 'sparse ext4 data.img (user data, created once)',
   deps: () => [],
   inputs: ({ service }) => ({ config: { dataDiskSize: service.dataDiskSize } }),
-  outputs: () => ['data.img'],
+  outputs: () => [VM_FILES.data],
   async run(ctx) {
-    await createDataDisk({ out: join(ctx.outDir, 'data.img'), sizeBytes: ctx.service.dataDiskSize, label: 'sovereign-data' });
+    await createDataDisk({ out: join(ctx.outDir, VM_FILES.data), sizeBytes: ctx.service.dataDiskSize, label: 'sovereign-data' });
   },
 };
 

@@ -1,6 +1,7 @@
 // Step `kernel`: the service's guest kernel (downloaded and checksum-verified, copied, or from a Debian package) and
 // the guest modules that match it (modules.tar, installed by rootfs), or another service's.
 import { isAbsolute, join } from 'node:path';
+import { VM_FILES } from '../lib/vm/files.ts';
 import type { Step } from '../lib/task.ts';
 import { fetchKernel, kernelKeyInput } from '../lib/vm/kernel.ts';
 
@@ -19,11 +20,11 @@ export const kernel: Step = {
     return { config: { kernel: await kernelKeyInput(source, '/') } };
   },
   // modules.tar: the NIC drivers a `{ deb }` kernel builds as modules, with their load order; empty for other sources.
-  outputs: () => ['kernel', 'modules.tar'],
+  outputs: () => [VM_FILES.kernel, 'modules.tar'],
   async run(ctx) {
     await fetchKernel(ctx.service.kernel, {
       root: ctx.root,
-      dest: join(ctx.outDir, 'kernel'),
+      dest: join(ctx.outDir, VM_FILES.kernel),
       modulesDest: join(ctx.outDir, 'modules.tar'),
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'kernel'),

@@ -6,7 +6,8 @@ import { hashFile } from '../lib/hash.ts';
 import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
 import type { RunContext, Step } from '../lib/task.ts';
 import { shQuote } from '../lib/device/shell.ts';
-import { stopVm, VM_FILES } from '../lib/vm/process.ts';
+import { stopVm } from '../lib/vm/process.ts';
+import { VM_FILES } from '../lib/vm/files.ts';
 
 interface PushSpec {
   /** Step name, e.g. `push-rootfs`. */
@@ -90,15 +91,15 @@ async function identity(ctx: RunContext, path: string, label: string): Promise<{
   return { sha256: await hashFile(path, (done) => ctx.progress(done, size, `hashing ${label}`), size), size };
 }
 
-export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device', file: 'rootfs.img', from: 'rootfs' });
-export const pushKernel = pushStep({ name: 'push-kernel', summary: 'kernel on the device', file: 'kernel', from: 'kernel' });
-export const pushStartScript = pushStep({ name: 'push-start-script', summary: 'start.sh on the device', file: 'start.sh', from: 'start-script' });
+export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device', file: VM_FILES.rootfs, from: 'rootfs' });
+export const pushKernel = pushStep({ name: 'push-kernel', summary: 'kernel on the device', file: VM_FILES.kernel, from: 'kernel' });
+export const pushStartScript = pushStep({ name: 'push-start-script', summary: 'start.sh on the device', file: VM_FILES.script, from: 'start-script' });
 
 /** data.img is user data: pushed when the device has none, replaced only with --fresh-data and a confirmation. */
 const dataDisk: PushSpec = {
   name: 'push-data-disk',
   summary: 'data.img on the device (only if absent; --fresh-data replaces it)',
-  file: 'data.img',
+  file: VM_FILES.data,
   from: 'data-disk',
   sparse: true,
   hashOnPush: true,

@@ -1,6 +1,7 @@
 // Step `rootfs`: rootfs.img from the service's image, with init.sh at /sbin/init and the kernel's guest modules;
 // no root, no mount, reproducible.
 import { promises as fs } from 'node:fs';
+import { VM_FILES } from '../lib/vm/files.ts';
 import { join } from 'node:path';
 import type { Step } from '../lib/task.ts';
 import { UserError } from '../lib/error.ts';
@@ -23,7 +24,7 @@ export const step: Step = {
     files: [{ file: `${service.dir}/init.sh` }, { file: INIT_LIB }],
     tools: ['mke2fs', 'debugfs'],
   }),
-  outputs: () => ['rootfs.img'],
+  outputs: () => [VM_FILES.rootfs],
   async run(ctx) {
     const { service, config } = ctx;
     const image = ctx.dep(`${service.name}:image`).value;
@@ -38,7 +39,7 @@ export const step: Step = {
     try {
       await exportImage(config.builder, image, tar, ctx.signal);
       await buildRootfs({
-        tar, out: join(ctx.outDir, 'rootfs.img'), sizeBytes: service.rootfsSize,
+        tar, out: join(ctx.outDir, VM_FILES.rootfs), sizeBytes: service.rootfsSize,
         initSh: join(ctx.root, service.dir, 'init.sh'), initLib: join(ctx.root, INIT_LIB),
         modulesTar: ctx.dep(`${service.name}:kernel`).files['modules.tar']?.path,
         workDir: ctx.outDir, seed: `sovereign-rootfs-${service.name}`, sizeField: `services.${service.name}.rootfsSize`,

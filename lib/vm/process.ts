@@ -3,24 +3,10 @@ import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
 import { Cancelled, UserError } from '../error.ts';
 import { tapName } from './start-script.ts';
+import { VM_FILES, type VmFile } from './files.ts';
 
-/** Files in `<root>/vm/<service>/`, by role. start.sh runs there. */
-export const VM_FILES = {
-  rootfs: 'rootfs.img',
-  data: 'data.img',
-  kernel: 'kernel',
-  secrets: 'secrets.env',
-  script: 'start.sh',
-  log: 'console.log',
-  pid: 'vm.pid',
-  socket: 'vm.sock',
-  /** qemu's monitor, as FIFOs `vm.monitor.in` / `.out`. */
-  monitor: 'vm.monitor',
-  /** The deploy output hash the running VM was started with. */
-  deployed: 'deployed',
-} as const;
+export { VM_FILES, type VmFile };
 
-export type VmFile = keyof typeof VM_FILES;
 
 /** Absolute device path of one of a service's files. */
 export const vmPath = (session: DeviceSession, service: string, file: VmFile) => `${session.serviceDir(service)}/${VM_FILES[file]}`;

@@ -1,6 +1,7 @@
 // start.sh: the POSIX sh script that boots one service's VM on its device, rendered for qemu or crosvm.
 import type { Device, Service } from '../config.ts';
 import { shQuote } from '../device/shell.ts';
+import { VM_FILES } from './files.ts';
 
 /**
  * Everything start.sh depends on, and nothing else: this is what the start-script key hashes.
@@ -105,19 +106,19 @@ esac
 
 set -- -name sovereign-${p.name} -accel "$accel" -machine ${arm ? 'virt' : 'q35'} -cpu max -m ${p.memory} -smp ${p.cpus} \\
   -nographic -no-reboot \\
-  -kernel kernel -append ${shQuote(kernelCmdline(p))} \\
-  ${nvme('rootfs.img', 'rootfs')} \\
-  ${nvme('data.img', 'data')} \\
+  -kernel ${VM_FILES.kernel} -append ${shQuote(kernelCmdline(p))} \\
+  ${nvme(VM_FILES.rootfs, 'rootfs')} \\
+  ${nvme(VM_FILES.data, 'data')} \\
   -netdev "user,id=net0,net=${subnet},host=${gateway},dns=${dns},dhcpstart=${p.guestIp}${fwd}" \\
   -device virtio-net-pci,netdev=net0
 # The secrets disk exists only for services that declare secrets; it stays the third disk.
-if [ -f secrets.env ]; then
-  set -- "$@" ${nvme('secrets.env', 'secrets', ',readonly=on')}
+if [ -f ${VM_FILES.secrets} ]; then
+  set -- "$@" ${nvme(VM_FILES.secrets, 'secrets', ',readonly=on')}
 fi
 ${arm ? '' : `# The monitor on two FIFOs: stop asks the guest to shut down cleanly (sendkey ctrl-alt-delete -> SIGINT to
 # its init) with nothing more than a shell, on any device. (The arm virt machine has no keyboard for it.)
-rm -f vm.monitor.in vm.monitor.out && mkfifo vm.monitor.in vm.monitor.out
-set -- "$@" -monitor pipe:vm.monitor
+rm -f ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out && mkfifo ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
+set -- "$@" -monitor pipe:${VM_FILES.monitor}
 `}exec qemu-system-${arm ? 'aarch64' : 'x86_64'} "$@"
 `;
 }
@@ -164,13 +165,13 @@ echo -1000 > /proc/self/oom_score_adj 2>/dev/null || true
 rm -f vm.sock
 # --disable-sandbox: crosvm's minijail setup is not available to a root shell on stock Android (open TODO, as in the original).
 set -- run --disable-sandbox --mem ${p.memory} --cpus ${p.cpus} \\
-  --block rootfs.img,root --block data.img \\
+  --block ${VM_FILES.rootfs},root --block ${VM_FILES.data} \\
   --params ${shQuote(kernelCmdline(p))} \\
   --serial type=stdout --net tap-name="$TAP" --socket vm.sock
-if [ -f secrets.env ]; then
-  set -- "$@" --block secrets.env,ro
+if [ -f ${VM_FILES.secrets} ]; then
+  set -- "$@" --block ${VM_FILES.secrets},ro
 fi
-exec "$CROSVM" "$@" kernel
+exec "$CROSVM" "$@" ${VM_FILES.kernel}
 `;
 }
 
@@ -190,5 +191,5 @@ export function startCommand(p: Pick<StartScriptParams, 'name' | 'ports'>, accel
     if (Number.isInteger(v) && v > 0 && v < 65536) vars.push(`${name}=${v}`);
   }
   for (const name of PASSTHROUGH) if (env[name]) vars.push(`${name}=${shQuote(env[name]!)}`);
-  return `${vars.join(' ')} exec sh start.sh`;
+  return `${vars.join(' ')} exec sh ${VM_FILES.script}`;
 }
