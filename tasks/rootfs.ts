@@ -5,7 +5,7 @@ import { VM_FILES } from '../lib/vm/files.ts';
 import { join } from 'node:path';
 import type { Step } from '../lib/task.ts';
 import { UserError } from '../lib/error.ts';
-import { checkDaemon, exportImage, imageExists } from '../lib/build/builder.ts';
+import { checkDaemon, exportImage } from '../lib/build/builder.ts';
 import { buildRootfs } from '../lib/build/rootfs.ts';
 
 /** Shared shell functions every init.sh sources (mounts, data disk, secrets, network). */
@@ -29,11 +29,8 @@ export const step: Step = {
     const { service, config } = ctx;
     const image = ctx.dep(`${service.name}:image`).value;
     await checkDaemon(config.builder);
-    if (typeof image !== 'string' || !(await imageExists(config.builder, image))) {
-      throw new UserError(`image ${String(image).slice(0, 19)} of ${service.name} is not in the ${config.builder} daemon (built on another machine, or removed)`, {
-        hint: `rebuild it: sovereign run ${service.name}:image --force`,
-      });
-    }
+    // The engine has made sure the image exists (the image step's `present` check re-runs it when not).
+    if (typeof image !== 'string' || !image) throw new UserError(`${service.name}:image produced no image id`);
     const tar = join(ctx.outDir, 'image.tar');
     ctx.progress(0, undefined, 'exporting image');
     try {
