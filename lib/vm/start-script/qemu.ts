@@ -1,0 +1,38 @@
+// The qemu start.sh template (x86_64 q35 or aarch64 virt): user-mode networking with loopback port forwards, NVMe disks, a monitor FIFO for clean shutdown.
+import { shQuote } from '../../device/shell.ts';
+import { VM_FILES } from '../files.ts';
+import { defaultHostPort, guestNet, header, kernelCmdline, portEnvName, type StartScriptParams } from './params.ts';
+
+export function renderQemu(p: StartScriptParams): string {
+  const { prefix, gateway, subnet } = guestNet(p.guestIp);
+  const dns = p.guestIp === `${prefix}.254` ? `${prefix}.253` : `${prefix}.254`; // slirp's default .3 would take forge's address
+  const fwd = p.ports.map((port, i) => `,hostfwd=tcp:127.0.0.1:\${${portEnvName(p.name, port)}:-${defaultHostPort(p.index, i)}}-${p.guestIp}:${port}`).join('');
+  const arm = p.arch === 'aarch64';
+  const nvme = (file: string, id: string, extra = '') =>
+    `-drive file=${file},if=none,id=${id},format=raw${extra} -device nvme,drive=${id},serial=${id}`;
+  return `${header(p, `qemu, ${p.arch}`)}
+# KVM only when the caller's probe found it working (/dev/kvm can exist and still hang guests).
+accel="\${SOVEREIGN_ACCEL:-tcg}"
+case "$accel" in
+  kvm|tcg) ;;
+  *) echo "start.sh: SOVEREIGN_ACCEL must be kvm or tcg, not $accel" >&2; exit 2 ;;
+esac
+
+set -- -name sovereign-${p.name} -accel "$accel" -machine ${arm ? 'virt' : 'q35'} -cpu max -m ${p.memory} -smp ${p.cpus} \\
+  -nographic -no-reboot \\
+  -kernel ${VM_FILES.kernel} -append ${shQuote(kernelCmdline(p))} \\
+  ${nvme(VM_FILES.rootfs, 'rootfs')} \\
+  ${nvme(VM_FILES.data, 'data')} \\
+  -netdev "user,id=net0,net=${subnet},host=${gateway},dns=${dns},dhcpstart=${p.guestIp}${fwd}" \\
+  -device virtio-net-pci,netdev=net0
+# The secrets disk exists only for services that declare secrets; it stays the third disk.
+if [ -f ${VM_FILES.secrets} ]; then
+  set -- "$@" ${nvme(VM_FILES.secrets, 'secrets', ',readonly=on')}
+fi
+${arm ? '' : `# The monitor on two FIFOs: stop asks the guest to shut down cleanly (sendkey ctrl-alt-delete -> SIGINT to
+# its init) with nothing more than a shell, on any device. (The arm virt machine has no keyboard for it.)
+rm -f ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out && mkfifo ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
+set -- "$@" -monitor pipe:${VM_FILES.monitor}
+`}exec qemu-system-${arm ? 'aarch64' : 'x86_64'} "$@"
+`;
+}
