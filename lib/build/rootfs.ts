@@ -108,13 +108,21 @@ async function extract(tarFile: string, root: string): Promise<{ meta: Map<strin
 
 /** Creates a symlink with its target verbatim; refuses to pass through a staged symlink (it could point outside root). */
 async function symlinkIn(root: string, path: string, target: string): Promise<void> {
+  await parentsIn(root, path);
+  await fs.symlink(target, join(root, path));
+}
+
+/**
+ * Makes the parent folders of `path` inside `root`, checking each with lstat: a staged symlink (which the image
+ * controls, and which may point at a host folder) is never passed through.
+ */
+async function parentsIn(root: string, path: string): Promise<void> {
   const parts = path.split('/');
   for (let i = 1; i < parts.length; i++) {
     const st = await fs.lstat(join(root, ...parts.slice(0, i))).catch(() => undefined);
     if (!st) { await fs.mkdir(join(root, ...parts.slice(0, i))); continue; }
-    if (!st.isDirectory()) throw new Error(`parent ${parts.slice(0, i).join('/')} is not a directory`);
+    if (!st.isDirectory()) throw new Error(`parent ${parts.slice(0, i).join('/')} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`);
   }
-  await fs.symlink(target, join(root, path));
 }
 
 /** `./usr/bin/` -> `usr/bin`; undefined for paths that would leave the root. */
@@ -180,8 +188,13 @@ async function placeDevices(root: string, fromTar: DeviceNode[]): Promise<Device
   const std: DeviceNode[] = DEVICES.map(([path, major, minor]) => ({ path, type: 'c', major, minor, uid: 0, gid: 0, perm: 0o666 }));
   const nodes = [...std, ...fromTar.filter((d) => !std.some((s) => s.path === d.path))];
   for (const d of nodes) {
-    await fs.mkdir(join(root, posix.dirname(d.path)), { recursive: true });
-    await fs.rm(join(root, d.path), { force: true, recursive: true });
+    // The image made these folders (and may have made /dev or /dev/net a link to a host folder): never follow one.
+    await parentsIn(root, d.path).catch((e: Error) => {
+      throw new UserError(`the image's /${d.path} cannot hold a device node: ${e.message}`, {
+        hint: 'device folders (/dev, /dev/net, …) must be real folders in the image, not symlinks',
+      });
+    });
+    await fs.rm(join(root, d.path), { force: true, recursive: true }); // a link itself is removed, never its target
   }
   return nodes;
 }

@@ -11,6 +11,7 @@ import { Cancelled, UserError } from '../error.ts';
 import { exec } from '../exec.ts';
 import { copyFileAtomic, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
+import { downloadDeb } from './deb-download.ts';
 
 export interface FetchKernelOptions {
   /** Repo root: `{ path }` sources are relative to it. */
@@ -110,18 +111,14 @@ async function download(url: string, expected: string, opts: FetchKernelOptions)
 async function kernelFromDeb(pkg: string, file: string | undefined, opts: FetchKernelOptions): Promise<void> {
   const real = await resolveImagePackage(pkg, opts.signal);
   if (real !== pkg) opts.log?.(`${pkg} -> ${real}`);
+  // Ours alone: no other user can plant a link or swap the package in it (0711 lets apt's _apt reach its own subfolder).
   const work = await fs.mkdtemp(join(tmpdir(), `sovereign-kernel-${process.pid}-`));
   try {
-    // apt drops privileges to _apt for downloads; let it write here (else it warns and downloads as root).
-    await fs.chmod(work, 0o777);
-    await exec('apt-get', ['download', '-q', real], { cwd: work, signal: opts.signal }).catch((e) => {
-      if (e instanceof UserError) throw new UserError(`apt-get download ${real} failed`, { code: 'environment', details: e.details, hint: 'is the package name right, and has `apt-get update` run?' });
-      throw e;
-    });
-    const debs = (await fs.readdir(work)).filter((n) => n.endsWith('.deb'));
-    if (debs.length !== 1) throw new UserError(`apt-get download ${real} produced no .deb`, { code: 'environment' });
+    await fs.chmod(work, 0o711);
+    const deb = await downloadDeb(real, work, opts.signal);
     const tree = join(work, 'x');
-    await exec('dpkg', ['-x', join(work, debs[0]), tree], { signal: opts.signal });
+    await fs.mkdir(tree, { mode: 0o700 });
+    await exec('dpkg', ['-x', deb, tree], { signal: opts.signal });
     const kernel = await findKernel(tree, file ?? 'boot/vmlinuz-*');
     if (!kernel) throw new UserError(`package ${real} has no ${file ?? 'boot/vmlinuz-*'}`, { code: 'config', hint: 'name a linux-image package, or set kernel.file' });
     if (opts.modulesDest) await writeModulesTar(tree, opts.modulesDest, opts.log);
