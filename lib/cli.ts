@@ -46,8 +46,22 @@ export interface MainOptions {
   steps?: Steps;
 }
 
+/**
+ * A reader that goes away (`sovereign … | head -1`) ends output quietly, as git does: later writes are dropped and
+ * the run goes on to finish and save its state; Node's default is to crash on the EPIPE error event.
+ */
+function survivesClosedOutput(stream: NodeJS.WriteStream): void {
+  if (stream.listenerCount('error') > 0) return;
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    stream.write = (() => true) as typeof stream.write;
+  });
+}
+
 export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
+  survivesClosedOutput(process.stdout);
+  survivesClosedOutput(process.stderr);
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(rest[0] ? commandHelp(rest[0]) : HELP);
@@ -62,14 +76,14 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       return EXIT.ok;
     }
     switch (command) {
-      case 'run': return await runCommand(rest, opts, (o) => o.positionals);
+      case 'run': return await runCommand(argv, opts, (o) => o.positionals);
       case 'why': return await whyCommand(rest, opts);
       case 'graph': return await graphCommand(rest, opts);
       case 'cache': return await cacheCommand(rest, opts);
       case 'hash': return await hashCommand(rest, opts);
       case 'preflight': return await preflightCommand(rest, opts);
       default:
-        if (COMPAT.includes(command)) return await runCommand(rest, opts, (o, config) => compatTargets(command, o, config), true);
+        if (COMPAT.includes(command)) return await runCommand(argv, opts, (o, config) => compatTargets(command, o, config), true);
         throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', ...COMPAT]) + ' — see sovereign --help' });
     }
   } catch (e) {
@@ -123,7 +137,7 @@ function compatTargets(command: string, o: RunParsed, config: Config): string[] 
   return chosen.map((s) => `${s}:${command}`);
 }
 
-async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunParsed, config: Config) => string[], compat = false): Promise<number> {
+async function runCommand([command, ...args]: string[], opts: MainOptions, targetsOf: (o: RunParsed, config: Config) => string[], compat = false): Promise<number> {
   const { root, config, steps } = await context(opts.steps);
   // Service flags (--sql, --forge, …) exist only once the config is known, and only for the original's words.
   const serviceFlags = Object.fromEntries([...config.services.keys()].map((s) => [s, { type: 'boolean' as const }]));
@@ -138,7 +152,7 @@ async function runCommand(args: string[], opts: MainOptions, targetsOf: (o: RunP
   const wait = o.values.wait === undefined ? undefined : Number(o.values.wait);
   if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0)) throw new UserError('--wait takes a number of seconds', { code: 'usage', hint: 'e.g. --wait 60' });
 
-  const collector = summaryCollector(['run', ...args]);
+  const collector = summaryCollector([command, ...args]);
   const terminal = terminalReporter({ out: json ? process.stderr : process.stdout, color: useColor(json ? process.stderr : process.stdout), live: !json && !!process.stdout.isTTY, verbose: !!o.values.verbose });
   const emit: Emit = (e: RunEvent) => { collector.onEvent(e); if (!json || e.type === 'warning' || e.type === 'failed') terminal(e); };
 

@@ -11,7 +11,8 @@ export type Outcome = 'ran' | 'fresh' | 'restored' | 'cached' | 'skipped' | 'wou
 export type RunEvent =
   | { type: 'plan'; tasks: string[]; device: string; dryRun: boolean }
   | { type: 'start'; task: string; reason: string }
-  | { type: 'log'; task: string; line: string }
+  /** `answer`: the line is what the command was run for (a step with `answers`), always shown. */
+  | { type: 'log'; task: string; line: string; answer?: boolean }
   | { type: 'progress'; task: string; done: number; total?: number; label?: string }
   | { type: 'done'; task: string; outcome: Outcome; reason: string; durationMs: number; key?: string; outputHash?: string; cutoff?: boolean; bytes?: number }
   | { type: 'failed'; task: string; message: string; hint?: string; details?: string[]; durationMs: number; code: ExitKind }

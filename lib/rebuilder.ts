@@ -398,7 +398,7 @@ export class Rebuilder {
         const r = this.result(id);
         return { task: id, outputHash: r.outputHash, files: r.files, value: r.value };
       },
-      log: (line) => o.emit({ type: 'log', task: node.id, line }),
+      log: (line) => o.emit({ type: 'log', task: node.id, line, ...(node.step.answers ? { answer: true } : {}) }),
       progress: (d, total, label) => o.emit({ type: 'progress', task: node.id, done: d, total, label }),
       session: () => o.openDevice(),
       secrets: (opts) => o.secrets(node.service.name, !!opts?.generate),

@@ -53,6 +53,11 @@ export interface Step {
   present?(ctx: PlanContext, value: unknown): Promise<boolean>;
   /** effect/always steps that act on the device are serialised per device. */
   usesDevice?: boolean;
+  /**
+   * Its log lines are the command's answer (status, logs, test): reporters always show them, on a terminal too,
+   * and the run summary (--json) lists them as the task's `output`. Other steps' log lines are shown only on failure or with --verbose.
+   */
+  answers?: boolean;
 }
 
 export interface StepResult {

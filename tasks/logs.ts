@@ -11,6 +11,7 @@ export const logs: Step = {
   version: 1,
   summary: `print the last ${LINES} lines of the VM console log`,
   usesDevice: true,
+  answers: true,
   deps: () => [],
   async run(ctx) {
     const text = await consoleTail(await ctx.session(), ctx.service.name, LINES, ctx.signal);

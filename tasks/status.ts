@@ -8,6 +8,7 @@ export const status: Step = {
   version: 1,
   summary: 'show whether the VM is running',
   usesDevice: true,
+  answers: true,
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;

@@ -24,6 +24,7 @@ export const test: Step = {
   version: 2,
   summary: 'check the VM is running, ready, its ports answer, and PostgreSQL runs a query',
   usesDevice: true,
+  answers: true,
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;

@@ -11,6 +11,8 @@ export interface TaskSummary {
   cutoff?: boolean;
   bytes?: number;
   error?: string;
+  /** The lines a step with `answers` reported (status, logs, test results). */
+  output?: string[];
 }
 
 export interface RunSummary {
@@ -30,10 +32,12 @@ export function summaryCollector(command: string[]) {
   const s: RunSummary = { command, ok: false, interrupted: false, durationMs: 0, counts: {}, bytes: 0, tasks: [], warnings: [] };
   // A task can be reported twice (cached, then restored or re-run when a dependent needed it): the last word counts.
   const byTask = new Map<string, TaskSummary>();
-  const add = (t: TaskSummary) => byTask.set(t.task, t);
+  const output = new Map<string, string[]>();
+  const add = (t: TaskSummary) => byTask.set(t.task, output.has(t.task) ? { ...t, output: output.get(t.task) } : t);
   const onEvent = (e: RunEvent) => {
     switch (e.type) {
       case 'plan': s.device = e.device; break;
+      case 'log': if (e.answer) output.set(e.task, [...(output.get(e.task) ?? []), e.line]); break;
       case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: e.bytes }); break;
       case 'failed': add({ task: e.task, outcome: 'failed', error: e.message, durationMs: e.durationMs }); break;
       case 'cancelled': add({ task: e.task, outcome: 'cancelled' }); break;

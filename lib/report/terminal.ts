@@ -58,7 +58,7 @@ export function terminalReporter(o: TerminalOptions) {
         buf.push(e.line);
         if (buf.length > 20) buf.shift();
         logs.set(e.task, buf);
-        if (o.verbose || !o.live) print(dim(`  ${e.task} │ `) + e.line);
+        if (e.answer || o.verbose || !o.live) print(dim(`  ${e.task} │ `) + e.line);
         else { const a = active.get(e.task); if (a) a.label = e.line.slice(0, 60); draw(); }
         break;
       }
