@@ -149,8 +149,7 @@ async function runCommand([command, ...args]: string[], opts: MainOptions, targe
   const concurrency = o.values.concurrency === undefined ? undefined : Number(o.values.concurrency);
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new UserError('--concurrency takes a positive whole number', { code: 'usage' });
   const json = !!o.values.json;
-  const wait = o.values.wait === undefined ? undefined : Number(o.values.wait);
-  if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0)) throw new UserError('--wait takes a number of seconds', { code: 'usage', hint: 'e.g. --wait 60' });
+  const wait = waitSeconds(o);
 
   const collector = summaryCollector([command, ...args]);
   const terminal = terminalReporter({ out: json ? process.stderr : process.stdout, color: useColor(json ? process.stderr : process.stdout), live: !json && !!process.stdout.isTTY, verbose: !!o.values.verbose });
@@ -184,7 +183,8 @@ async function runCommand([command, ...args]: string[], opts: MainOptions, targe
       confirm: (q) => confirm(q, !!o.values.yes),
     });
     const summary = collector.summary();
-    await writeFileAtomic(join(root, '.sovereign', 'runs', 'last.json'), JSON.stringify(summary, null, 2));
+    // last.json is the last real run: a dry run changes nothing, that file included.
+    if (!o.values['dry-run']) await writeFileAtomic(join(root, '.sovereign', 'runs', 'last.json'), JSON.stringify(summary, null, 2));
     if (o.values.summary) await writeFileAtomic(resolve(o.values.summary as string), JSON.stringify(summary, null, 2));
     if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     return outcome.interrupted ? EXIT.interrupted : outcome.ok ? EXIT.ok : EXIT[outcome.failure ?? 'failed'];
@@ -193,6 +193,13 @@ async function runCommand([command, ...args]: string[], opts: MainOptions, targe
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+/** `--wait SECONDS`: how long to wait for another run's lock. */
+function waitSeconds(o: RunParsed): number | undefined {
+  const wait = o.values.wait === undefined ? undefined : Number(o.values.wait);
+  if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0)) throw new UserError('--wait takes a number of seconds', { code: 'usage', hint: 'e.g. --wait 60' });
+  return wait;
 }
 
 async function confirm(question: string, yes: boolean): Promise<boolean> {
@@ -265,9 +272,10 @@ async function cacheCommand(args: string[], opts: MainOptions): Promise<number> 
   const { root, config } = await context(opts.steps);
   const store = localStore(config, root);
   const json = !!o.values.json;
-  // Commands that change the store wait for a running build: gc must not delete what it is storing.
+  const wait = waitSeconds(o);
+  // Commands that change the store wait for a running build (10 minutes unless --wait): gc must not delete what it is storing.
   const lock = ['gc', 'verify', 'import'].includes(sub)
-    ? await acquireLock(join(root, '.sovereign', 'lock'), { waitMs: 10 * 60_000, onWait: (who) => process.stderr.write(`waiting for another run to finish (${who})\n`) })
+    ? await acquireLock(join(root, '.sovereign', 'lock'), { waitMs: (wait ?? 600) * 1000, onWait: (who) => process.stderr.write(`waiting for another run to finish (${who})\n`) })
     : undefined;
   try {
     return await cacheSubcommand(sub, file, o, store, json);
@@ -291,8 +299,17 @@ async function cacheSubcommand(sub: string | undefined, file: string | undefined
       return r.bad.length ? EXIT.failed : EXIT.ok;
     }
     case 'gc': {
-      const max = o.values['max-size'] === undefined ? undefined : parseSize(o.values['max-size'] as string);
-      if (max === undefined) throw new UserError('cache gc needs --max-size', { code: 'usage', hint: 'e.g. sovereign cache gc --max-size 5G' });
+      const text = o.values['max-size'] as string | undefined;
+      if (text === undefined) throw new UserError('cache gc needs --max-size', { code: 'usage', hint: 'e.g. sovereign cache gc --max-size 5G' });
+      const max = parseSize(text);
+      if (max === undefined) throw new UserError(`--max-size '${text}' is not a size with a unit`, { code: 'usage', hint: 'e.g. --max-size 5G, 500M or 0B (units: B, K, M, G, T)' });
+      // gc keeps the records that fit, newest first: it keeps none only when no record fits on its own.
+      const recs = await store.listRecords();
+      const empties = recs.length > 0 && recs.every((r) => r.files.reduce((n, f) => n + f.size, 0) > max);
+      if (empties && !(await confirm(`--max-size ${text} removes all ${recs.length} records: empty the cache?`, !!o.values.yes))) {
+        process.stderr.write('nothing removed\n');
+        return EXIT.ok;
+      }
       const r = await store.gc(max);
       out(`removed ${r.removedRecords} records, freed ${(r.freedBytes / (1 << 20)).toFixed(1)} MiB; the cache now holds ${(r.sizeBytes / (1 << 20)).toFixed(1)} MiB\n`, r);
       return EXIT.ok;

@@ -1,6 +1,7 @@
 // The configuration: its types, defineConfig, defaults, and the one validation pass at the edge.
 import type { Result } from './error.ts';
 import { err, ok, UserError } from './error.ts';
+import { checkAcrossServices } from './config-checks.ts';
 
 /** Where a service's guest kernel comes from. */
 export type KernelSource =
@@ -140,25 +141,29 @@ export interface Config {
   file: string;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const SIZE_UNITS: Record<string, number> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
-/** Parses `512M`, `4G`, `1048576` into bytes; undefined when malformed. */
-export function parseSize(text: string | number): number | undefined {
-  if (typeof text === 'number') return Number.isInteger(text) && text > 0 ? text : undefined;
-  const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text.trim());
-  return m ? Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()] : undefined;
+/**
+ * Parses `512M`, `4G`, `1GiB`, `100B` into bytes; undefined when malformed. The unit is required: a bare
+ * `512` (bytes? MiB?) is refused rather than guessed (it used to make a 512-byte file system).
+ */
+export function parseSize(text: string): number | undefined {
+  if (typeof text !== 'string') return undefined;
+  const m = /^(\d+)\s*(?:(B)|([KMGT])(?:i?B)?)$/i.exec(text.trim());
+  return m ? Number(m[1]) * SIZE_UNITS[(m[2] ?? m[3]).toUpperCase()] : undefined;
 }
 
 const NAME = /^[a-z][a-z0-9-]*$/;
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-type Issue = { field: string; problem: string; hint?: string };
+export type Issue = { field: string; problem: string; hint?: string };
+export type Bad = (field: string, problem: string, hint?: string) => void;
 
 /** Validates raw config once, filling defaults; every problem names the field. */
-export function resolveConfig(input: unknown, file: string): Result<Config, UserError> {
+export function resolveConfig(input: unknown, file: string, root?: string): Result<Config, UserError> {
   const issues: Issue[] = [];
   const bad = (field: string, problem: string, hint?: string) => issues.push({ field, problem, hint });
-  if (!isObject(input)) return err(new UserError(`${file}: the default export must be defineConfig({...})`, { hint: 'export default defineConfig({ services: { ... } })' }));
+  if (!isObject(input)) return err(new UserError(`${file}: the default export must be defineConfig({...}), got ${describe(input)}`, { code: 'config', hint: 'export default defineConfig({ services: { ... } })' }));
   const raw = input as Record<string, unknown>;
   for (const k of Object.keys(raw)) if (!['services', 'devices', 'defaultDevice', 'builder', 'cache'].includes(k)) bad(k, 'is not a known field', 'known: services, devices, defaultDevice, builder, cache');
 
@@ -187,6 +192,7 @@ export function resolveConfig(input: unknown, file: string): Result<Config, User
         else if (!owner.base || 'from' in owner.base) bad(`${f}.base.from`, `'${baseFrom}' has no base of its own`);
       }
     }
+    checkAcrossServices(services, root, bad);
   }
 
   const devices = new Map<string, Device>();
@@ -253,7 +259,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   const size = (k: string, def: string) => {
     const v = (r[k] ?? def) as string;
     const n = parseSize(v);
-    if (n === undefined) bad(`${f}.${k}`, `is not a size: ${JSON.stringify(v)}`, "e.g. '512M' or '4G'");
+    if (n === undefined) bad(`${f}.${k}`, `is not a size with a unit: ${JSON.stringify(v)}`, typeof v === 'number' ? `write '${v}M' for ${v} MiB (sizes take a unit: K, M, G, T or B)` : "e.g. '512M' or '4G'");
     return n ?? 0;
   };
   const strings = (k: string) => {
@@ -326,6 +332,8 @@ function resolveDevice(name: string, d: unknown, bad: (f: string, p: string, h?:
   const { transport: _t, hypervisor: _h, arch: _a, root: _r, ...rest } = r;
   return { ...(rest as Partial<Device>), name, transport, hypervisor: hypervisor as Device['hypervisor'], arch: arch as Device['arch'], root };
 }
+
+const describe = (v: unknown) => (v instanceof Promise ? 'a Promise (use top-level await, or export the object)' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -7,7 +7,7 @@ import { toolVersions } from './tools.ts';
 import { UserError } from './error.ts';
 
 /** Bump when the key's composition changes: every key changes with it. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Named parts of a key, in a stable order. */
 export type KeyParts = Record<string, string>;
@@ -33,9 +33,13 @@ export async function keyParts(
     schema: String(SCHEMA_VERSION),
     // The step's implementation: a new version of `rootfs` may produce different bytes from the same inputs.
     step: `${task.stepName}@${task.version}`,
-    // Only the resolved config fields this step reads, so editing vault's entry leaves sql's keys alone.
-    config: sha256(canonicalJson(inputs.config ?? null)),
   };
+  // Only the resolved config fields this step reads, so editing vault's entry leaves sql's keys alone;
+  // one part per field, so `sovereign why` can name the field that changed.
+  const config = inputs.config ?? null;
+  if (typeof config === 'object' && config !== null && !Array.isArray(config)) {
+    for (const [field, value] of Object.entries(config).sort(([a], [b]) => a.localeCompare(b))) parts[`config.${field}`] = sha256(canonicalJson(value ?? null));
+  } else parts.config = sha256(canonicalJson(config));
   // Effects act on one device: pushing to the phone is not pushing to the box. Identity, not credentials.
   if (task.device && (task.kind === 'effect' || task.kind === 'always')) {
     const { name, transport, host, port, user, serial, root, hypervisor, arch } = task.device;
@@ -67,5 +71,6 @@ export const keyOf = (parts: KeyParts) => sha256(canonicalJson(parts));
 /** Names the parts that differ between two part sets. */
 export function diffParts(before: KeyParts, now: KeyParts): string[] {
   const names = new Set([...Object.keys(before), ...Object.keys(now)]);
-  return [...names].filter((n) => before[n] !== now[n]).map((n) => (before[n] === undefined ? `${n} (new)` : now[n] === undefined ? `${n} (removed)` : n));
+  const label = (n: string) => (n.startsWith('config.') ? `config field '${n.slice(7)}'` : n);
+  return [...names].filter((n) => before[n] !== now[n]).map((n) => (before[n] === undefined ? `${label(n)} (new)` : now[n] === undefined ? `${label(n)} (removed)` : label(n)));
 }

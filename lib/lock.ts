@@ -12,7 +12,19 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-const read = (file: string) => fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as Holder, () => undefined);
+/**
+ * The lock's holder; undefined when there is none or the file is empty or garbage. Locks are linked into place
+ * whole, so a corrupt one was never a live run's: it is stale by definition and taken over.
+ */
+async function read(file: string): Promise<Holder | undefined> {
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+  try {
+    const h = JSON.parse(text ?? '') as Partial<Holder> | null;
+    return typeof h?.pid === 'number' && typeof h.token === 'string' ? (h as Holder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Takes `file`. While another live process holds it: wait (calling `onWait` once) up to `waitMs`,

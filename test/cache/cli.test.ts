@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { checkout, sovereign } from '../support/cli.ts';
 import { LocalStore } from '../../lib/store/local.ts';
 import type { CacheRecord } from '../../lib/store/store.ts';
@@ -65,11 +66,46 @@ test('gc --max-size keeps the newest records that fit', async () => {
   // make sql:rootfs the most recently used
   const later = new Date(Date.now() + 60_000);
   await fs.utimes(store.recordPath('k1'.padEnd(64, '0')), later, later);
-  const r = await sovereign(['cache', 'gc', '--max-size', '4000'], { cwd: root });
+  const r = await sovereign(['cache', 'gc', '--max-size', '4000B'], { cwd: root });
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /removed 1 records/);
   const left = JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout);
   assert.equal(left.map((x: CacheRecord) => x.task), ['sql:rootfs']);
+});
+
+test('gc sizes need a unit: banana and a bare 5 are usage errors that remove nothing', async () => {
+  for (const size of ['banana', '5', '0']) {
+    const r = await sovereign(['cache', 'gc', '--max-size', size], { cwd: root });
+    assert.is(r.code, 2, size);
+    assert.match(r.stderr, new RegExp(`--max-size '${size}' is not a size with a unit`), size);
+  }
+  assert.is(JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout).length, 1);
+});
+
+test('gc that would empty the cache asks first: refused without a terminal, done with --yes', async () => {
+  const asked = await sovereign(['cache', 'gc', '--max-size', '0B'], { cwd: root });
+  assert.is(asked.code, 2);
+  assert.match(asked.stderr, /removes all 1 records: empty the cache\?/);
+  assert.match(asked.stderr, /--yes/);
+  assert.is(JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout).length, 1);
+  const yes = await sovereign(['cache', 'gc', '--max-size', '0B', '--yes'], { cwd: root });
+  assert.is(yes.code, 0, yes.stderr);
+  assert.match((await sovereign(['cache', 'ls'], { cwd: root })).stdout, /the cache is empty/);
+});
+
+test('gc --wait bounds the wait for another run\'s lock', async () => {
+  const holder = spawn('sleep', ['60']);
+  await fs.writeFile(join(root, '.sovereign', 'lock'), JSON.stringify({ pid: holder.pid, since: new Date().toISOString(), token: 'held' }));
+  try {
+    const started = Date.now();
+    const r = await sovereign(['cache', 'gc', '--max-size', '1G', '--wait', '1'], { cwd: root, signal: AbortSignal.timeout(60_000) });
+    assert.is(r.code, 5, r.stderr);
+    assert.match(r.stderr, /another sovereign run is in progress/);
+    assert.ok(Date.now() - started < 30_000);
+  } finally {
+    holder.kill();
+    await fs.rm(join(root, '.sovereign', 'lock'), { force: true });
+  }
 });
 
 test.after(() => rmSync(root, { recursive: true, force: true }));

@@ -79,7 +79,7 @@ test('keys hold no absolute paths: another checkout gives the same key', async (
 test('diffParts names what changed', async () => {
   const a = await keyParts(task, inputs(), { 'x:image': '1' }, src());
   const b = await keyParts(task, { ...inputs(), config: { size: 2 } }, { 'x:image': '2' }, src());
-  assert.equal(diffParts(a, b).sort(), ['config', 'dep:x:image']);
+  assert.equal(diffParts(a, b).sort(), ["config field 'size'", 'dep:x:image']);
 });
 
 test('editing vault\'s config entry changes no key of sql (real steps and config)', async () => {
