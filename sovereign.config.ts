@@ -27,6 +27,10 @@ export default defineConfig({
       kernel: { from: 'sql' },
       base: { debootstrap: { suite: 'bookworm', variant: 'minbase' } },
       dependsOn: ['sql'],
+      // Forgejo 11 LTS from Codeberg's container image; its image id is recorded in sovereign.lock.json on first fetch.
+      upstream: { FORGEJO_IMAGE: 'codeberg.org/forgejo/forgejo:11.0.15' },
+      // `test --forge`: the web UI answers (200, or a redirect to the login page) and forge's own database login works.
+      checks: { http: { port: 443, path: '/' }, postgres: { service: 'sql', user: 'forgejo', passwordSecret: 'POSTGRES_FORGEJO_PASSWORD' } },
       secrets: ['POSTGRES_FORGEJO_PASSWORD', 'FORGEJO_SECRET_KEY', 'FORGEJO_INTERNAL_TOKEN'],
     },
     vault: {
@@ -38,6 +42,9 @@ export default defineConfig({
       kernel: { from: 'sql' },
       base: { debootstrap: { suite: 'bookworm', variant: 'minbase' } },
       dependsOn: ['sql'],
+      // The official image's Debian (bookworm) variant, matching this guest's libraries.
+      upstream: { VAULTWARDEN_IMAGE: 'vaultwarden/server:1.34.3' },
+      checks: { http: { port: 443, path: '/alive', expect: [200] }, postgres: { service: 'sql', user: 'vaultwarden', passwordSecret: 'POSTGRES_VAULTWARDEN_PASSWORD' } },
       secrets: ['POSTGRES_VAULTWARDEN_PASSWORD', 'VAULTWARDEN_ADMIN_TOKEN'],
     },
   },

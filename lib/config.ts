@@ -2,6 +2,8 @@
 import type { Result } from './error.ts';
 import { err, ok, UserError } from './error.ts';
 import { checkAcrossServices } from './config-checks.ts';
+import { resolveUpstream, type UpstreamImage, type UpstreamInput } from './upstream/source.ts';
+import { resolveChecks, type ServiceChecks } from './vm/checks.ts';
 
 /** Where a service's guest kernel comes from. */
 export type KernelSource =
@@ -47,6 +49,10 @@ export interface ServiceInput {
   /** Names of `.env` keys this VM receives (as a 0600 file on the device). */
   secrets?: string[];
   buildArgs?: Record<string, string>;
+  /** Pinned upstream images by Dockerfile build arg (see lib/upstream/source.ts); verified against sovereign.lock.json. */
+  upstream?: Record<string, UpstreamInput>;
+  /** What `test` checks beyond open ports: an HTTP status, the service's own database login (lib/vm/checks.ts). */
+  checks?: { http?: { port: number; path?: string; tls?: boolean; expect?: number[] }; postgres?: { service: string; user: string; database?: string; passwordSecret: string } };
   /** Target platform for the image build, e.g. `linux/amd64` (default: the device's arch). */
   platform?: string;
   /** Kernel command line additions. */
@@ -110,6 +116,8 @@ export interface Service {
   dependsOn: string[];
   secrets: string[];
   buildArgs: Record<string, string>;
+  upstream: UpstreamImage[];
+  checks: ServiceChecks;
   platform?: string;
   cmdline: string;
   /** Position in the config (1-based), used for the guest's network slot. */
@@ -185,6 +193,8 @@ export function resolveConfig(input: unknown, file: string, root?: string): Resu
         if (!owner) bad(`${f}.kernel.from`, `names unknown service '${from}'`, hintNames(from, services.keys()));
         else if ('from' in owner.kernel) bad(`${f}.kernel.from`, `'${from}' itself takes its kernel from '${owner.kernel.from}'`, `point at the service that owns the kernel`);
       }
+      const db = svc.checks.postgres?.service;
+      if (db !== undefined && !services.has(db)) bad(`${f}.checks.postgres.service`, `names unknown service '${db}'`, hintNames(db, services.keys()));
       const baseFrom = svc.base && 'from' in svc.base ? svc.base.from : undefined;
       if (baseFrom !== undefined) {
         const owner = services.get(baseFrom);
@@ -243,7 +253,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   if (name.length > 12) bad(f, `service names have at most 12 characters ('${name}' has ${name.length})`, 'it names the VM\'s network interface vm_<name>');
   if (!isObject(s)) { bad(f, 'must be an object'); return undefined; }
   const r = s as Record<string, unknown>;
-  const known = ['displayName', 'dir', 'guestIp', 'ports', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'platform', 'cmdline'];
+  const known = ['displayName', 'dir', 'guestIp', 'ports', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'upstream', 'checks', 'platform', 'cmdline'];
   for (const k of Object.keys(r)) if (!known.includes(k)) bad(`${f}.${k}`, 'is not a known field', hintNames(k, known));
   const str = (k: string, required: boolean) => {
     const v = r[k];
@@ -309,6 +319,8 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
     dependsOn: strings('dependsOn'),
     secrets,
     buildArgs: (isObject(buildArgs) ? buildArgs : {}) as Record<string, string>,
+    upstream: resolveUpstream(`${f}.upstream`, r.upstream, bad),
+    checks: resolveChecks(`${f}.checks`, r.checks, ports, bad),
     ...(platform ? { platform } : {}),
     cmdline: str('cmdline', false) ?? '',
     index,

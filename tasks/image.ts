@@ -1,4 +1,4 @@
-// Step `image`: docker/podman build of vm/<service>/Dockerfile, on top of the base image when there is one.
+// Step `image`: docker/podman build of vm/<service>/Dockerfile, on top of the base image and pinned upstream images.
 import { join } from 'node:path';
 import type { Device } from '../lib/config.ts';
 import type { PlanContext, RunContext, Step } from '../lib/task.ts';
@@ -16,7 +16,7 @@ export const step: Step = {
   kind: 'artifact',
   version: 1,
   summary: 'container image built from the service Dockerfile',
-  deps: ({ service }) => (service.base ? [`${service.name}:base`] : []),
+  deps: ({ service }) => [...(service.base ? [`${service.name}:base`] : []), ...(service.upstream.length ? [`${service.name}:upstream`] : [])],
   inputs: ({ service, config, device }) => ({
     // dir: where the Dockerfile is; buildArgs and platform change what is built; the builder is a tool.
     config: { dir: service.dir, buildArgs: service.buildArgs, platform: platformOf(service, device), builder: config.builder },
@@ -30,6 +30,8 @@ export const step: Step = {
     await checkDaemon(config.builder);
     const buildArgs = { ...service.buildArgs };
     if (service.base) buildArgs.BASE_IMAGE = baseImage(ctx);
+    // Each pinned upstream image by its verified id, never by a tag a registry could move.
+    if (service.upstream.length) Object.assign(buildArgs, ctx.dep(`${service.name}:upstream`).value as Record<string, string>);
     const id = await buildImage({
       kind: config.builder, dockerfile, context: join(ctx.root, service.dir), buildArgs, platform: platformOf(service, ctx.device),
       tag: `sovereign-${service.name}:${ctx.key.slice(0, 12)}`, signal: ctx.signal, onLine: ctx.log,

@@ -3,6 +3,7 @@ import type { Step } from '../lib/task.ts';
 import * as aggregates from './aggregates.ts';
 import * as base from './base.ts';
 import * as image from './image.ts';
+import * as upstream from './upstream.ts';
 import * as rootfs from './rootfs.ts';
 import * as dataDisk from './data-disk.ts';
 import * as kernel from './kernel.ts';
@@ -16,7 +17,7 @@ import * as test from './test.ts';
 import * as status from './status.ts';
 import * as logs from './logs.ts';
 
-const modules: Record<string, unknown>[] = [base, image, rootfs, dataDisk, kernel, startScript, aggregates, push, chmod, start, stop, remove, test, status, logs];
+const modules: Record<string, unknown>[] = [base, upstream, image, rootfs, dataDisk, kernel, startScript, aggregates, push, chmod, start, stop, remove, test, status, logs];
 
 const isStep = (v: unknown): v is Step => !!v && typeof v === 'object' && typeof (v as Step).name === 'string' && typeof (v as Step).deps === 'function';
 

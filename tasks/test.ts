@@ -1,9 +1,11 @@
-// Step `test`: the VM runs, its console shows the ready marker, every service port answers, and PostgreSQL runs a real query.
+// Step `test`: the VM runs, its console shows the ready marker, every service port answers, PostgreSQL runs a real
+// query, and the service's own checks pass (web UI HTTP status, its database login).
 import { UserError } from '../lib/error.ts';
 import type { DeviceSession } from '../lib/device/device.ts';
 import { shQuote } from '../lib/device/shell.ts';
 import type { RunContext, Step } from '../lib/task.ts';
 import { portAddress, postgresProbeScript, probe, queryPostgres, tcpProbeScript } from '../lib/vm/probe.ts';
+import { httpStatusScript } from '../lib/vm/checks.ts';
 import { runningPid, vmPath } from '../lib/vm/process.ts';
 import { startScriptParams } from '../lib/vm/start-script.ts';
 
@@ -21,8 +23,8 @@ const verdict = (ok: boolean): Verdict => ({ ok });
 export const test: Step = {
   name: 'test',
   kind: 'always',
-  version: 2,
-  summary: 'check the VM is running, ready, its ports answer, and PostgreSQL runs a query',
+  version: 3,
+  summary: 'check the VM is running, ready, its ports answer, its web UI and database login work',
   usesDevice: true,
   answers: true,
   deps: () => [],
@@ -42,6 +44,8 @@ export const test: Step = {
       checks.push({ name: `port ${port} answers (${at.host}:${at.port})`, run: async () => verdict(await probe(session, tcpProbeScript(at.host, at.port), ctx.signal)) });
       if (POSTGRES_PORTS.has(port)) checks.push(await postgresCheck(ctx, session, at, port));
     }
+    if (service.checks.http) checks.push(httpCheck(ctx, session, service.checks.http));
+    if (service.checks.postgres) checks.push(await loginCheck(ctx, session, service.checks.postgres));
     const failed: string[] = [];
     for (const [i, c] of checks.entries()) {
       const v = await c.run();
@@ -73,6 +77,37 @@ async function postgresCheck(ctx: RunContext, session: DeviceSession, at: { host
         ctx.log('the query check needs psql on the device (Debian: apt-get install postgresql-client); checking the protocol only');
         return protocol();
       }
+      return r.ok ? { ok: true } : { ok: false, why: r.reason };
+    },
+  };
+}
+
+/** The web UI answers with an expected status (a page or a redirect to login), not merely an open port. */
+function httpCheck(ctx: RunContext, session: DeviceSession, h: NonNullable<RunContext['service']['checks']['http']>): Check {
+  const at = portAddress(startScriptParams(ctx.service, session.device), h.port);
+  const url = `${h.tls ? 'https' : 'http'}://${at.host}:${at.port}${h.path}`;
+  return {
+    name: `${url} answers HTTP ${h.expect.join('/')}`,
+    async run() {
+      const r = await session.run(httpStatusScript(url), { nothrow: true, signal: ctx.signal, timeoutMs: 20_000 });
+      const status = Number(r.stdout.trim().slice(-3));
+      return h.expect.includes(status) ? { ok: true } : { ok: false, why: status ? `got HTTP ${status}` : 'no HTTP answer' };
+    },
+  };
+}
+
+/** The service's own role logs in to its database on the database VM, with its password from .env (on stdin). */
+async function loginCheck(ctx: RunContext, session: DeviceSession, p: NonNullable<RunContext['service']['checks']['postgres']>): Promise<Check> {
+  const db = ctx.config.services.get(p.service)!;
+  const at = portAddress(startScriptParams(db, session.device), 5432);
+  const name = `database login as ${p.user} to ${p.service}/${p.database} runs SELECT 1`;
+  const password = (await ctx.secrets())[p.passwordSecret];
+  if (!password) return { name, run: async () => ({ ok: false, why: `${p.passwordSecret} is not in .env (or not among services.${ctx.service.name}.secrets)` }) };
+  return {
+    name,
+    async run() {
+      const r = await queryPostgres(session, at, password, ctx.signal, { user: p.user, database: p.database });
+      if (r.ok === 'no-psql') return { ok: false, why: 'the check needs psql on the device (Debian: apt-get install postgresql-client)' };
       return r.ok ? { ok: true } : { ok: false, why: r.reason };
     },
   };

@@ -88,6 +88,26 @@ async function importTar(kind: BuilderKind, tarFile: string, tag: string, signal
   return imageId(kind, tag);
 }
 
+/** Pulls `ref` for `platform` from its registry; resolves its image id. Failures (no route, unknown tag) are environment errors. */
+export async function pullImage(kind: BuilderKind, ref: string, platform: string, signal?: AbortSignal, onLine?: (l: string) => void): Promise<string> {
+  const r = await exec(kind, ['pull', '--platform', platform, ref], { signal, nothrow: true, onLine });
+  if (r.code !== 0) throw new UserError(`${kind} pull ${ref} failed`, { code: 'environment', details: (r.stderr || r.stdout).trim().split('\n').slice(-3) });
+  return imageId(kind, ref);
+}
+
+/** Loads a `docker save` archive; resolves the id of the (single) image it holds. */
+export async function loadImage(kind: BuilderKind, file: string, signal?: AbortSignal): Promise<string> {
+  const r = await exec(kind, ['load', '-i', file], { signal, nothrow: true });
+  const loaded = /Loaded image(?:\(s\))?(?: ID)?: *(\S+)/.exec(r.stdout);
+  if (r.code !== 0 || !loaded) throw new UserError(`${kind} load -i ${file} failed`, { code: 'environment', details: (r.stderr || r.stdout).trim().split('\n').slice(-3) });
+  return imageId(kind, loaded[1].split(',')[0]);
+}
+
+/** Removes an image reference (a rejected download), ignoring failure. */
+export async function removeImage(kind: BuilderKind, ref: string): Promise<void> {
+  await exec(kind, ['rmi', ref], { nothrow: true, timeoutMs: 60_000 });
+}
+
 /** The full id of an image reference. */
 export async function imageId(kind: BuilderKind, ref: string): Promise<string> {
   const r = await exec(kind, ['image', 'inspect', '--format', '{{.Id}}', ref], { timeoutMs: 30_000 });

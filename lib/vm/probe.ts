@@ -66,9 +66,9 @@ printf '%s\n' "$out"
 
 export type QueryResult = { ok: true } | { ok: false; reason: string } | { ok: 'no-psql' };
 
-/** Runs postgresQueryScript on the device with `password` on stdin. */
-export async function queryPostgres(session: DeviceSession, at: { host: string; port: number }, password: string, signal?: AbortSignal): Promise<QueryResult> {
-  const r = await session.run(postgresQueryScript(at.host, at.port), { input: `${password}\n`, nothrow: true, signal, timeoutMs: 20_000 });
+/** Runs postgresQueryScript on the device with `password` on stdin (as postgres, or `login`'s user and database). */
+export async function queryPostgres(session: DeviceSession, at: { host: string; port: number }, password: string, signal?: AbortSignal, login?: { user: string; database: string }): Promise<QueryResult> {
+  const r = await session.run(postgresQueryScript(at.host, at.port, login?.user, login?.database), { input: `${password}\n`, nothrow: true, signal, timeoutMs: 20_000 });
   if (r.code === NO_PSQL) return { ok: 'no-psql' };
   if (r.code === 0) return { ok: true };
   const reason = `${r.stdout}\n${r.stderr}`.trim().split('\n').filter(Boolean).slice(-3).join(' / ') || `exit ${r.code}`;

@@ -14,16 +14,17 @@ export interface Dockerd {
 
 /**
  * Starts dockerd with no bridge and no iptables changes, everything under a fresh temp folder.
- * Callers must `stop()` in a finally; it stops this daemon by pid and removes its folders.
+ * Callers must `stop()` in a finally; it stops this daemon by pid and removes its folders. `env` is the daemon's
+ * environment on top of ours (e.g. an unreachable HTTPS_PROXY: a daemon that cannot reach any upstream registry).
  */
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(o: { env?: NodeJS.ProcessEnv } = {}): Promise<Dockerd> {
   const dir = await fs.mkdtemp(join(tmpdir(), `sov-dockerd-${process.pid}-`));
   const host = `unix://${join(dir, 'docker.sock')}`;
   const log = openSync(join(dir, 'dockerd.log'), 'a');
   const child = spawn('dockerd', [
     '--storage-driver=overlay2', '--bridge=none', '--iptables=false', '--ip-masq=false',
     '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', host, '-p', join(dir, 'docker.pid'),
-  ], { stdio: ['ignore', log, log] });
+  ], { stdio: ['ignore', log, log], env: { ...process.env, ...o.env } });
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const env = { ...process.env, DOCKER_HOST: host };

@@ -16,6 +16,7 @@ case "$db_pw" in *'`'*) fatal "POSTGRES_FORGEJO_PASSWORD contains a backtick, wh
 mkdir -p "$HOME_DIR/custom/conf" "$HOME_DIR/data" "$HOME_DIR/repositories" "$HOME_DIR/log"
 
 # Secret key and internal token: from the secrets when given, else generated once and kept on the data disk.
+# The JWT signing secrets (OAuth2, LFS) are always made here at first boot, never at build time: the image holds none.
 keep_secret() {
   if value=$(secret "$1"); then (umask 077; printf '%s' "$value" > "$2")
   elif [ ! -s "$2" ]; then (umask 077; forgejo generate secret "$3" > "$2") || fatal "could not generate $3"
@@ -23,6 +24,8 @@ keep_secret() {
 }
 keep_secret FORGEJO_SECRET_KEY "$HOME_DIR/secret_key" SECRET_KEY
 keep_secret FORGEJO_INTERNAL_TOKEN "$HOME_DIR/internal_token" INTERNAL_TOKEN
+keep_secret FORGEJO_JWT_SECRET "$HOME_DIR/jwt_secret" JWT_SECRET
+keep_secret FORGEJO_LFS_JWT_SECRET "$HOME_DIR/lfs_jwt_secret" JWT_SECRET
 tls_cert "$HOME_DIR/tls" "$DOMAIN"
 
 # Written every boot from config and secrets (values are inserted as data, never evaluated).
@@ -44,6 +47,7 @@ KEY_FILE = $HOME_DIR/tls/key.pem
 DISABLE_SSH = true
 START_SSH_SERVER = false
 APP_DATA_PATH = $HOME_DIR/data
+LFS_JWT_SECRET_URI = file:$HOME_DIR/lfs_jwt_secret
 
 [database]
 DB_TYPE = postgres
@@ -54,11 +58,15 @@ PASSWD = \`$db_pw\`
 SSL_MODE = disable
 DB_RETRIES = 30
 
+[oauth2]
+JWT_SECRET_URI = file:$HOME_DIR/jwt_secret
+
 [repository]
 ROOT = $HOME_DIR/repositories
 
 [security]
-; no web installer: the config is complete. The first user to register becomes the admin.
+; no web installer: the config is complete. No admin is made from a secret (a password would have to pass
+; through a command line): the first account registered becomes the admin, so register before exposing the port.
 INSTALL_LOCK = true
 SECRET_KEY_URI = file:$HOME_DIR/secret_key
 INTERNAL_TOKEN_URI = file:$HOME_DIR/internal_token
