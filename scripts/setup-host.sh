@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system tools sovereign drives (Debian/Ubuntu), and starts a docker daemon if none answers.
-# Usage: sudo scripts/setup-host.sh [--no-daemon]
+# Usage: scripts/setup-host.sh [--no-daemon]   (as root, or as a user who may sudo)
 set -euo pipefail
 packages=(
   docker.io podman               # image builds (docker, or podman as the alternative builder)
@@ -13,7 +13,11 @@ packages=(
   postgresql-client              # psql: sql:test logs in and runs a query on the local device
   iproute2 curl ca-certificates
 )
-if [ "$(id -u)" != 0 ]; then echo "setup-host.sh: run as root (sudo $0)" >&2; exit 1; fi
+# As root it just runs (a minimal Debian has no sudo); as another user it asks sudo for root.
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "setup-host.sh: run as root (no sudo here: su -c '$0 $*')" >&2; exit 1; }
+  exec sudo "$0" "$@"
+fi
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
