@@ -20,6 +20,7 @@ export default defineConfig({
       displayName: 'Forgejo',
       guestIp: '192.168.100.3',
       ports: [443],
+      // expose: [443], // reachable from your LAN on the device's address (off by default: README "Exposing a service")
       readyMarker: 'INIT COMPLETE',
       startTimeout: 120,
       memory: 1024,

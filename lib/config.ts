@@ -23,12 +23,23 @@ export type BaseSource =
   /** Use another service's base task. */
   | { from: string };
 
+/**
+ * A service port the owner reaches from other machines, on the device's LAN address: `443`, or
+ * `{ port, hostPort?, address? }` (hostPort defaults to port; address to every address of the device).
+ */
+export type ExposeInput = number | { port: number; hostPort?: number; address?: string };
+
+/** A resolved `expose` entry: guest `port` answers on the device at `address`:`hostPort` ('0.0.0.0': all). */
+export interface Exposure { port: number; hostPort: number; address: string }
+
 export interface ServiceInput {
   displayName: string;
   /** Payload folder with Dockerfile and init.sh (default `vm/<name>`). */
   dir?: string;
   guestIp: string;
   ports: number[];
+  /** Ports (of `ports`) reachable from the device's LAN (default none: loopback forwards only). */
+  expose?: ExposeInput[];
   readyMarker: string;
   /** Lines that mean the boot failed (default `Kernel panic`). */
   failureMarkers?: string[];
@@ -104,6 +115,7 @@ export interface Service {
   dir: string;
   guestIp: string;
   ports: number[];
+  expose: Exposure[];
   readyMarker: string;
   failureMarkers: string[];
   startTimeout: number;
@@ -253,7 +265,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   if (name.length > 12) bad(f, `service names have at most 12 characters ('${name}' has ${name.length})`, 'it names the VM\'s network interface vm_<name>');
   if (!isObject(s)) { bad(f, 'must be an object'); return undefined; }
   const r = s as Record<string, unknown>;
-  const known = ['displayName', 'dir', 'guestIp', 'ports', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'upstream', 'checks', 'platform', 'cmdline'];
+  const known = ['displayName', 'dir', 'guestIp', 'ports', 'expose', 'readyMarker', 'failureMarkers', 'startTimeout', 'memory', 'cpus', 'rootfsSize', 'dataDiskSize', 'kernel', 'base', 'dependsOn', 'secrets', 'buildArgs', 'upstream', 'checks', 'platform', 'cmdline'];
   for (const k of Object.keys(r)) if (!known.includes(k)) bad(`${f}.${k}`, 'is not a known field', hintNames(k, known));
   const str = (k: string, required: boolean) => {
     const v = r[k];
@@ -281,6 +293,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   if (guestIp && !(IPV4.test(guestIp) && guestIp.split('.').every((o) => Number(o) <= 255))) bad(`${f}.guestIp`, `is not an IPv4 address: ${guestIp}`);
   const ports = r.ports ?? [];
   if (!Array.isArray(ports) || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) bad(`${f}.ports`, 'must be a list of TCP ports (1-65535)');
+  const expose = resolveExpose(f, r.expose, Array.isArray(ports) ? ports : [], bad);
   const secrets = strings('secrets');
   for (const k of secrets) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`${f}.secrets`, `'${k}' is not a valid .env key name`);
   const buildArgs = r.buildArgs ?? {};
@@ -307,6 +320,7 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
     dir: dir ?? `vm/${name}`,
     guestIp: guestIp ?? '',
     ports: Array.isArray(ports) ? (ports as number[]) : [],
+    expose,
     readyMarker: str('readyMarker', true) ?? '',
     failureMarkers: r.failureMarkers === undefined ? ['Kernel panic'] : strings('failureMarkers'),
     startTimeout: posInt('startTimeout', 90),
@@ -325,6 +339,29 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
     cmdline: str('cmdline', false) ?? '',
     index,
   };
+}
+
+const isIpv4 = (v: string) => IPV4.test(v) && v.split('.').every((o) => Number(o) <= 255);
+const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+
+function resolveExpose(f: string, raw: unknown, ports: unknown[], bad: (f: string, p: string, h?: string) => void): Exposure[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) { bad(`${f}.expose`, 'must be a list of ports', 'e.g. expose: [443] or [{ port: 443, address: \'192.168.1.20\' }]'); return []; }
+  const out: Exposure[] = [];
+  raw.forEach((e, i) => {
+    const at = `${f}.expose[${i}]`;
+    const o = (typeof e === 'number' ? { port: e } : e) as Record<string, unknown>;
+    if (!isObject(o) || !isPort(o.port)) { bad(at, `must be a port or { port, hostPort?, address? }, got ${JSON.stringify(e)}`); return; }
+    if (!ports.includes(o.port)) { bad(at, `port ${o.port} is not one of the service's ports (${ports.join(', ') || 'none'})`, 'expose only ports listed in ports'); return; }
+    for (const k of Object.keys(o)) if (!['port', 'hostPort', 'address'].includes(k)) bad(`${at}.${k}`, 'is not a known field', 'known: port, hostPort, address');
+    const hostPort = o.hostPort ?? o.port;
+    if (!isPort(hostPort)) { bad(`${at}.hostPort`, `must be a TCP port (1-65535), got ${JSON.stringify(hostPort)}`); return; }
+    const address = o.address ?? '0.0.0.0';
+    if (typeof address !== 'string' || !isIpv4(address)) { bad(`${at}.address`, `is not an IPv4 address: ${JSON.stringify(address)}`, "the device's LAN address, e.g. '192.168.1.20'"); return; }
+    if (out.some((x) => x.hostPort === hostPort)) { bad(at, `host port ${hostPort} is exposed twice`); return; }
+    out.push({ port: o.port, hostPort, address });
+  });
+  return out;
 }
 
 function resolveDevice(name: string, d: unknown, bad: (f: string, p: string, h?: string) => void): Device | undefined {

@@ -11,7 +11,8 @@ packages=(
   adb                            # Android devices
   busybox-static                 # tiny test images
   postgresql-client              # psql: sql:test logs in and runs a query on the local device
-  iproute2 curl ca-certificates
+  iproute2 iptables              # network namespaces; the crosvm network test runs its rules in one
+  curl ca-certificates
 )
 # As root it just runs (a minimal Debian has no sudo); as another user it asks sudo for root.
 if [ "$(id -u)" != 0 ]; then

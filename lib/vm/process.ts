@@ -2,7 +2,7 @@
 import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
 import { Cancelled, UserError } from '../error.ts';
-import { tapName } from './start-script.ts';
+import { tapName } from './network.ts';
 import { VM_FILES, type VmFile } from './files.ts';
 
 export { VM_FILES, type VmFile };

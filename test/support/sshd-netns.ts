@@ -11,6 +11,8 @@ export interface SshdDevice {
   device: Device;
   /** The device root (a private directory: the namespace shares our filesystem). */
   root: string;
+  /** The device's network namespace (`ip netns exec NS …` runs a command on the device's network). */
+  ns: string;
   /** Host side of the veth pair: every byte to the device crosses it. */
   hostIf: string;
   /** Bytes through the host-side veth so far (both directions). */
@@ -101,7 +103,7 @@ export async function startSshdDevice(): Promise<SshdDevice> {
     knownHosts: join(dir, 'known_hosts'),
   };
   const stat = async (name: string) => Number(await fs.readFile(`/sys/class/net/${hostIf}/statistics/${name}`, 'utf8'));
-  return { device, root, hostIf, wireBytes: async () => (await stat('rx_bytes')) + (await stat('tx_bytes')), cleanup };
+  return { device, root, ns, hostIf, wireBytes: async () => (await stat('rx_bytes')) + (await stat('tx_bytes')), cleanup };
 }
 
 async function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {

@@ -50,8 +50,8 @@ test('qemu: valid sh; nvme disks in order; ports forwarded on loopback only; acc
   assert.match(s, /sovereign.data=\/dev\/nvme1n1 sovereign.secrets=\/dev\/nvme2n1/);
   assert.match(s, /-nographic -no-reboot/);
   // forge is the 2nd service: 443 -> 20200, 22 -> 20201, each overridable.
-  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_443:-20200\}-192.168.100.3:443/);
-  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_22:-20201\}-192.168.100.3:22/);
+  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_443:-20200\}-10.0.2.15:443/);
+  assert.match(s, /hostfwd=tcp:127.0.0.1:\$\{SOVEREIGN_PORT_FORGE_22:-20201\}-10.0.2.15:22/);
   assert.not.match(s, /hostfwd=tcp::|hostfwd=tcp:0.0.0.0/);
   assert.is(hostPort(params('forge', 'local'), 22, {}), 20201);
   assert.is(hostPort(params('forge', 'local'), 22, { SOVEREIGN_PORT_FORGE_22: '2222' }), 2222);
@@ -95,7 +95,7 @@ test('no secret value, no .env and no repo path in any rendering; the key reads 
   }
   const ctx = { service: config.services.get('sql')!, config, device: config.devices.get('local')! };
   const inputs = (await step.inputs!(ctx)) as { config: StartScriptParams };
-  assert.equal(Object.keys(inputs.config).sort(), ['arch', 'cmdline', 'cpus', 'guestIp', 'hypervisor', 'index', 'memory', 'name', 'ports']);
+  assert.equal(Object.keys(inputs.config).sort(), ['arch', 'cmdline', 'cpus', 'expose', 'guestIp', 'hypervisor', 'index', 'memory', 'name', 'ports']);
   assert.equal(step.outputs!(ctx), ['start.sh']);
   // The task itself, given a context whose secrets() would hand out the .env values, never asks for them.
   const outDir = join(dir, 'out');

@@ -102,30 +102,58 @@ load_modules() {
   [ -z "$loaded" ] || log "modules:$loaded"
 }
 
-# Static network: sovereign.ip/sovereign.gw from the command line, else the service's default address.
-# Sets GUEST_IP and GUEST_SUBNET (the /24 allowed to reach the service).
-setup_network() {
-  GUEST_IP=$(cmdline_arg sovereign.ip) || GUEST_IP=""
-  GW=$(cmdline_arg sovereign.gw) || GW=""
-  if [ -z "$GUEST_IP" ] && [ "$(cmdline_arg sovereign.net)" = user ]; then GUEST_IP=10.0.2.15; GW=10.0.2.2; fi
-  [ -n "$GUEST_IP" ] || GUEST_IP="$1"
-  [ -n "$GW" ] || GW="${GUEST_IP%.*}.1"
-  GUEST_SUBNET="${GUEST_IP%.*}.0/24"
-  ip link set lo up
-  iface=""; tries=25
-  while [ -z "$iface" ] && [ "$tries" -gt 0 ]; do
+# Name of the interface with MAC $1 (waits up to 5 s for it: NIC drivers probe asynchronously); with no MAC,
+# the first interface that is not loopback or a tunnel.
+find_iface() {
+  tries=25
+  while [ "$tries" -gt 0 ]; do
     for path in /sys/class/net/*; do
       name=${path##*/}
-      case "$name" in lo|sit*|tunl*|dummy*) ;; *) iface=$name; break ;; esac
+      case "$name" in lo|sit*|tunl*|dummy*) continue ;; esac
+      if [ -z "$1" ] || [ "$(cat "$path/address" 2>/dev/null)" = "$1" ]; then echo "$name"; return 0; fi
     done
-    [ -n "$iface" ] || { sleep 0.2; tries=$((tries - 1)); }
+    sleep 0.2; tries=$((tries - 1))
   done
-  if [ -z "$iface" ]; then log "WARNING: no network interface found; the service is reachable only inside the VM"; return 0; fi
+  return 1
+}
+
+# Static network from the kernel command line (lib/vm/network.ts writes it):
+#   sovereign.ip (+ sovereign.mac): this VM's address on the device's guest LAN /24, shared by all its VMs;
+#   sovereign.uplink + sovereign.upmac (qemu): a second NIC, this VM's own user-mode uplink;
+#   sovereign.gw: the default route (the bridge's .1 on crosvm, the uplink's gateway on qemu); sovereign.dns.
+# Sets GUEST_IP, GUEST_SUBNET (the LAN: the other VMs) and HOST_PEER (the address connections forwarded by
+# the hypervisor come from: qemu's uplink gateway, or the bridge's .1), and EXPOSED (ports the owner exposed).
+setup_network() {
+  GUEST_IP=$(cmdline_arg sovereign.ip) || GUEST_IP="$1"
+  GUEST_SUBNET="${GUEST_IP%.*}.0/24"
+  GW=$(cmdline_arg sovereign.gw) || GW="${GUEST_IP%.*}.1"
+  HOST_PEER=$GW
+  EXPOSED=$(cmdline_arg sovereign.expose) || EXPOSED=""
+  ip link set lo up
+  if ! iface=$(find_iface "$(cmdline_arg sovereign.mac)"); then
+    log "WARNING: no network interface found; the service is reachable only inside the VM"; return 0
+  fi
   ip addr add "$GUEST_IP/24" dev "$iface"
   ip link set "$iface" up
-  ip route add default via "$GW" dev "$iface"
+  via="$iface"
+  if uplink=$(cmdline_arg sovereign.uplink); then
+    if up=$(find_iface "$(cmdline_arg sovereign.upmac)"); then
+      ip addr add "$uplink/24" dev "$up"
+      ip link set "$up" up
+      via="$up"
+      log "uplink: $up $uplink/24"
+    else
+      log "WARNING: uplink NIC $(cmdline_arg sovereign.upmac) not found: no outbound access, no forwarded ports"
+    fi
+  fi
+  ip route add default via "$GW" dev "$via"
   dns=$(cmdline_arg sovereign.dns) && echo "nameserver $dns" > /etc/resolv.conf
-  log "network: $iface $GUEST_IP/24 via $GW"
+  log "network: $iface $GUEST_IP/24, default via $GW dev $via"
+}
+
+# True when the owner exposed guest port $1 on the device's LAN (config `expose`).
+exposed() {
+  case ",$EXPOSED," in *",$1,"*) return 0 ;; *) return 1 ;; esac
 }
 
 # Waits for PostgreSQL at $1:$2 for up to $3 seconds; FATAL when it never answers (the app would only crash-loop).

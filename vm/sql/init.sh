@@ -24,9 +24,12 @@ first_boot() {
   sync # initdb syncs its own files, not this line: a VM killed later must not find it lost (or as NUL bytes)
 }
 
-# Rewritten every boot, so a change of network (user-net vs TAP) is followed. Only the guest's /24 and
-# loopback may connect, with scram-sha-256; never 0.0.0.0/0.
+# Rewritten every boot, so a change of network or exposure is followed. Loopback, the guest LAN's /24 (the
+# other VMs) and the hypervisor's forwards (HOST_PEER) may connect, with scram-sha-256; any address only when
+# the owner exposed 5432 on the device's LAN (crosvm's DNAT keeps the client's own address).
 write_config() {
+  anywhere=""
+  exposed 5432 && anywhere="host all all 0.0.0.0/0 scram-sha-256"
   cat > "$PGDATA/sovereign.conf" <<EOF
 listen_addresses = '*'
 password_encryption = 'scram-sha-256'
@@ -37,6 +40,8 @@ local all all peer
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
 host all all $GUEST_SUBNET scram-sha-256
+host all all $HOST_PEER/32 scram-sha-256
+$anywhere
 EOF
   chown postgres:postgres "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"
   chmod 600 "$PGDATA/sovereign.conf" "$PGDATA/pg_hba.conf"

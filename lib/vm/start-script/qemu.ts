@@ -1,12 +1,10 @@
-// The qemu start.sh template (x86_64 q35 or aarch64 virt): user-mode networking with loopback port forwards, NVMe disks, a monitor FIFO for clean shutdown.
+// The qemu start.sh template (x86_64 q35 or aarch64 virt): the device's shared LAN and an uplink (lib/vm/network.ts), NVMe disks, a monitor FIFO for clean shutdown.
 import { shQuote } from '../../device/shell.ts';
 import { VM_FILES } from '../files.ts';
-import { defaultHostPort, guestNet, header, kernelCmdline, portEnvName, type StartScriptParams } from './params.ts';
+import { qemuNetwork } from '../network.ts';
+import { header, kernelCmdline, type StartScriptParams } from './params.ts';
 
 export function renderQemu(p: StartScriptParams): string {
-  const { prefix, gateway, subnet } = guestNet(p.guestIp);
-  const dns = p.guestIp === `${prefix}.254` ? `${prefix}.253` : `${prefix}.254`; // slirp's default .3 would take forge's address
-  const fwd = p.ports.map((port, i) => `,hostfwd=tcp:127.0.0.1:\${${portEnvName(p.name, port)}:-${defaultHostPort(p.index, i)}}-${p.guestIp}:${port}`).join('');
   const arm = p.arch === 'aarch64';
   const nvme = (file: string, id: string, extra = '') =>
     `-drive file=${file},if=none,id=${id},format=raw${extra} -device nvme,drive=${id},serial=${id}`;
@@ -22,10 +20,8 @@ set -- -name sovereign-${p.name} -accel "$accel" -machine ${arm ? 'virt' : 'q35'
   -nographic -no-reboot \\
   -kernel ${VM_FILES.kernel} -append ${shQuote(kernelCmdline(p))} \\
   ${nvme(VM_FILES.rootfs, 'rootfs')} \\
-  ${nvme(VM_FILES.data, 'data')} \\
-  -netdev "user,id=net0,net=${subnet},host=${gateway},dns=${dns},dhcpstart=${p.guestIp}${fwd}" \\
-  -device virtio-net-pci,netdev=net0
-# The secrets disk exists only for services that declare secrets; it stays the third disk.
+  ${nvme(VM_FILES.data, 'data')}
+${qemuNetwork(p)}# The secrets disk exists only for services that declare secrets; it stays the third disk.
 if [ -f ${VM_FILES.secrets} ]; then
   set -- "$@" ${nvme(VM_FILES.secrets, 'secrets', ',readonly=on')}
 fi

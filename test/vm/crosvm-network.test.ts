@@ -1,0 +1,102 @@
+// crosvm's shared network, rendered for three VMs and run for real (ip, iptables) in a throwaway network namespace
+// standing in for the phone: one bridge, three TAPs, DNAT only for exposed ports, no other VM's rule ever deleted.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig, type ServiceInput } from '../../lib/config.ts';
+import { exec } from '../../lib/exec.ts';
+import { renderStartScript, startScriptParams } from '../../lib/vm/start-script.ts';
+
+const ns = `sov-crosvm-${process.pid}`;
+let dir = '';
+
+const base = { readyMarker: 'up', kernel: { path: 'k' } } as const;
+/** The three VMs of the phone; `vault` exposes its 443 on host port 8443 unless `vaultExpose` says otherwise. */
+function scripts(vaultExpose: ServiceInput['expose'] = [{ port: 443, hostPort: 8443 }]): Record<string, string> {
+  const r = resolveConfig({
+    services: {
+      sql: { ...base, displayName: 'PostgreSQL', guestIp: '192.168.100.2', ports: [5432] },
+      forge: { ...base, displayName: 'Forgejo', guestIp: '192.168.100.3', ports: [443, 22], expose: [443] },
+      vault: { ...base, displayName: 'Vaultwarden', guestIp: '192.168.100.4', ports: [443], expose: vaultExpose },
+    },
+    devices: { phone: { transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64' } },
+  }, 'test');
+  if (!r.ok) throw r.error;
+  const phone = r.value.devices.get('phone')!;
+  return Object.fromEntries([...r.value.services.values()].map((s) => [s.name, renderStartScript(startScriptParams(s, phone))]));
+}
+
+/** Runs one VM's start.sh in the namespace (crosvm replaced by `true`: the network set-up is what runs). */
+async function start(name: string, script: string): Promise<void> {
+  const vmDir = join(dir, name);
+  await fs.mkdir(vmDir, { recursive: true });
+  await fs.writeFile(join(vmDir, 'start.sh'), script);
+  const r = await exec('ip', ['netns', 'exec', ns, 'env', 'SOVEREIGN_CROSVM=true', 'SOVEREIGN_UPLINK=wlan0', 'sh', join(vmDir, 'start.sh')], { nothrow: true });
+  assert.is(r.code, 0, `${name}'s start.sh failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+const inNs = async (...args: string[]) => (await exec('ip', ['netns', 'exec', ns, ...args])).stdout;
+const rules = async () => (await inNs('iptables-save')).split('\n').filter((l) => l.startsWith('-A '));
+const dnat = async () => (await rules()).filter((l) => l.includes('-j DNAT')).map((l) => `${/--dport (\d+)/.exec(l)?.[1]}->${/--to-destination (\S+)/.exec(l)?.[1]}`).sort();
+
+test.before(async () => {
+  try { await setUp(); } catch (e) { console.error('crosvm-network set-up failed:', e); throw e; }
+});
+async function setUp() {
+  if (process.getuid?.() !== 0) throw new Error('this test creates a network namespace and needs root (CI runs as root)');
+  dir = await fs.mkdtemp(join(tmpdir(), `crosvm-net-${process.pid}-`));
+  await exec('ip', ['netns', 'add', ns]);
+  // The phone's Wi-Fi interface: one end of a veth pair with an address in its own LAN.
+  await inNs('ip', 'link', 'add', 'wlan0', 'type', 'veth', 'peer', 'name', 'wlan0-peer');
+  await inNs('ip', 'addr', 'add', '10.77.0.2/24', 'dev', 'wlan0');
+  await inNs('ip', 'link', 'set', 'wlan0', 'up');
+}
+test.after(async () => {
+  await exec('ip', ['netns', 'del', ns], { nothrow: true });
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('three VMs: one bridge with the gateway, three TAPs on it, DNAT only for the exposed ports', async () => {
+  const s = scripts();
+  for (const name of ['sql', 'forge', 'vault']) await start(name, s[name]);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  assert.is(links.match(/: vm_bridge:/g)?.length, 1, links);
+  for (const tap of ['vm_sql', 'vm_forge', 'vm_vault']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} on the bridge`);
+  assert.match(await inNs('ip', '-o', 'addr', 'show', 'dev', 'vm_bridge'), /inet 192\.168\.100\.1\/24/);
+  // forge's 443 (same port) and vault's 443 on 8443; nothing for sql (not exposed), nothing for forge's 22.
+  assert.equal(await dnat(), ['443->192.168.100.3:443', '8443->192.168.100.4:443']);
+  assert.ok((await rules()).some((l) => /-A POSTROUTING -s 192.168.100.0\/24 -o wlan0 .*MASQUERADE/.test(l)), 'one NAT for the LAN');
+});
+
+test('restarting a VM is idempotent: the same rules, none doubled', async () => {
+  const before = (await rules()).sort();
+  const s = scripts();
+  await start('forge', s.forge);
+  await start('sql', s.sql);
+  assert.equal((await rules()).sort(), before);
+});
+
+test("a VM that stops exposing a port drops its own DNAT only; every other VM's rules stay", async () => {
+  const before = await rules();
+  await start('vault', scripts([]).vault);
+  const after = await rules();
+  assert.equal(await dnat(), ['443->192.168.100.3:443']);
+  const gone = before.filter((l) => !after.includes(l));
+  assert.ok(gone.length > 0 && gone.every((l) => l.includes('sovereign-vault')), `only vault's tagged rules went:\n${gone.join('\n')}`);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  for (const tap of ['vm_sql', 'vm_forge']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} still on the bridge`);
+});
+
+test('the rendered scripts delete nothing shared: no bridge, rule or TAP of another VM', () => {
+  const s = scripts();
+  for (const [name, text] of Object.entries(s)) {
+    assert.not.match(text, /ip link del "?\$?(BRIDGE|vm_bridge)/, `${name} deletes the bridge`);
+    assert.not.match(text, /iptables[^\n]* -D /, `${name} has a literal rule deletion`);
+    assert.not.match(text, /ip rule del|iptables -F|iptables -t nat -F/);
+    for (const other of Object.keys(s)) if (other !== name) assert.not.ok(text.includes(`sovereign-${other}`), `${name} names ${other}'s rules`);
+  }
+});
+
+test.run();
