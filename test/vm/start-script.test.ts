@@ -110,4 +110,25 @@ test('no secret value, no .env and no repo path in any rendering; the key reads 
   assert.is((await fs.stat(join(outDir, 'start.sh'))).mode & 0o777, 0o755);
 });
 
+test('expose: qemu forwards exactly the exposed ports on the chosen address; bad entries name the field', async () => {
+  const svc = (expose: unknown) => resolveConfig({ services: { forge: { displayName: 'F', guestIp: '192.168.100.3', ports: [443, 22], readyMarker: 'up', kernel: { path: 'k' }, expose } } }, 'sovereign.config.ts');
+  const r = svc([443, { port: 22, hostPort: 2222, address: '192.168.1.20' }]);
+  if (!r.ok) throw r.error;
+  const s = renderStartScript(startScriptParams(r.value.services.get('forge')!, r.value.devices.get('local')!));
+  await syntaxOk(s);
+  assert.match(s, /,hostfwd=tcp::443-10.0.2.15:443/);
+  assert.match(s, /,hostfwd=tcp:192.168.1.20:2222-10.0.2.15:22/);
+  assert.is(s.match(/hostfwd=/g)?.length, 4, 'two loopback forwards, two exposed');
+  assert.match(kernelCmdline(startScriptParams(r.value.services.get('forge')!, r.value.devices.get('local')!)), / sovereign.expose=443,22/);
+  // Off by default: loopback forwards only.
+  const none = svc(undefined);
+  if (!none.ok) throw none.error;
+  assert.is(renderStartScript(startScriptParams(none.value.services.get('forge')!, none.value.devices.get('local')!)).match(/hostfwd=tcp:127.0.0.1:/g)?.length, 2);
+  for (const [bad, why] of [[[80], /services.forge.expose\[0\]: port 80 is not one of the service's ports \(443, 22\)/], [[{ port: 443, address: 'lan' }], /expose\[0\].address: is not an IPv4 address/], [[443, { port: 22, hostPort: 443 }], /host port 443 is exposed twice/], ['443', /expose: must be a list/]] as const) {
+    const e = svc(bad);
+    assert.not.ok(e.ok);
+    if (!e.ok) assert.match(e.error.message, why);
+  }
+});
+
 test.run();
