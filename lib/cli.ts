@@ -318,7 +318,9 @@ async function cacheSubcommand(sub: string | undefined, file: string | undefined
     case 'import': {
       if (!file) throw new UserError(`cache ${sub} needs a FILE`, { code: 'usage', hint: `sovereign cache ${sub} cache.tgz` });
       const archive = await import('./store/archive.ts');
-      const r = sub === 'export' ? await archive.exportCache(store.dir, resolve(file)) : await archive.importCache(store.dir, resolve(file));
+      // The remote cache's signing key also signs (export) and checks (import) archives: no unsigned record gets in.
+      const signatureKey = process.env.SOVEREIGN_REMOTE_CACHE_SIGNATURE_KEY || process.env.TURBO_REMOTE_CACHE_SIGNATURE_KEY || undefined;
+      const r = sub === 'export' ? await archive.exportCache(store.dir, resolve(file), undefined, { signatureKey }) : await archive.importCache(store.dir, resolve(file), { signatureKey });
       out(`${sub}ed: ${JSON.stringify(r)}\n`, r);
       return EXIT.ok;
     }

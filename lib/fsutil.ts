@@ -1,30 +1,47 @@
-// File-system primitives every writer uses: atomic writes and moves, temp dirs beside their destination.
+// File-system primitives every writer uses: durable atomic writes and moves, recognisable temp names beside their destination.
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export const tmpName = (dest: string) => join(dirname(dest), `.${randomBytes(6).toString('hex')}.tmp`);
+/** Every temp file sovereign makes ends with this: git ignores it, and a run sweeps leftovers (lib/sweep.ts). */
+export const TMP_SUFFIX = '.sovereign-tmp';
 
-/** Write to a temp file beside `dest`, then rename: readers see the old or the new content, never half. */
-export async function writeFileAtomic(dest: string, data: string | Buffer, mode?: number): Promise<void> {
-  await fs.mkdir(dirname(dest), { recursive: true });
-  const tmp = tmpName(dest);
-  try {
-    await fs.writeFile(tmp, data, { mode });
-    await fs.rename(tmp, dest);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
+export const tmpName = (dest: string) => join(dirname(dest), `.${basename(dest)}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`);
+
+/** fsync of a file or folder: its bytes (or names) survive a power cut once this resolves. */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await fs.open(path, 'r');
+  try { await fh.sync(); } finally { await fh.close(); }
 }
 
-/** Copies `src` to `dest` atomically (reflink when the file system can). */
+/**
+ * The one trusted rename: the file's bytes are on disk before it gets its name, and the name is on disk before
+ * anything (a record, the stat cache, a manifest) vouches for it.
+ */
+export async function renameDurable(tmp: string, dest: string): Promise<void> {
+  await fsyncPath(tmp);
+  await fs.rename(tmp, dest);
+  await fsyncPath(dirname(dest));
+}
+
+/** Write to a temp file beside `dest`, fsync, rename, fsync the folder: readers (and a reboot) see old or new, never half. */
+export async function writeFileAtomic(dest: string, data: string | Buffer, mode?: number): Promise<void> {
+  await fs.mkdir(dirname(dest), { recursive: true });
+  await atomically(dest, (tmp) => fs.writeFile(tmp, data, { mode }));
+}
+
+/** Copies `src` to `dest` atomically and durably (reflink when the file system can). */
 export async function copyFileAtomic(src: string, dest: string): Promise<void> {
   await fs.mkdir(dirname(dest), { recursive: true });
+  await atomically(dest, (tmp) => fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE));
+}
+
+/** `make` fills a temp file beside `dest`, which then becomes `dest` by renameDurable; the temp is removed on failure. */
+export async function atomically(dest: string, make: (tmp: string) => Promise<unknown>): Promise<void> {
   const tmp = tmpName(dest);
   try {
-    await fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
-    await fs.rename(tmp, dest);
+    await make(tmp);
+    await renameDurable(tmp, dest);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;

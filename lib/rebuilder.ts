@@ -8,7 +8,8 @@ import type { DeviceSession } from './device/device.ts';
 import { Cancelled, fromSystemError, UserError } from './error.ts';
 import type { Emit, Outcome } from './events.ts';
 import { canonicalJson, hashFile, sha256, type StatCache } from './hash.ts';
-import { outputHashOf } from './store/record.ts';
+import { outputHashOf, recordMismatch } from './store/record.ts';
+import { fsyncPath, renameDurable } from './fsutil.ts';
 import type { TaskGraph, TaskNode } from './graph.ts';
 import { diffParts, keyOf, keyParts, type KeyParts } from './key.ts';
 import type { CacheRecord, Store } from './store/store.ts';
@@ -152,7 +153,7 @@ export class Rebuilder {
     }
     for (;;) {
       const { key, parts } = await this.key(node);
-      const rec = this.o.flags.force ? undefined : await this.o.store.getRecord(key);
+      const rec = this.o.flags.force ? undefined : await this.storedRecord(node, key);
       if (rec) {
         this.remember(node, key, parts, rec.outputHash);
         const files = this.filesOf(node, rec);
@@ -215,7 +216,7 @@ export class Rebuilder {
       const final = outDir(this.o.root, node.service.name);
       await fs.mkdir(final, { recursive: true });
       for (const f of files) {
-        await fs.rename(join(tmp, f.name), join(final, f.name));
+        await renameDurable(join(tmp, f.name), join(final, f.name));
         await this.o.stat.remember(join(final, f.name), f.sha256);
       }
       // The record goes last: if anything above failed or was interrupted, nothing claims this key is done.
@@ -226,6 +227,16 @@ export class Rebuilder {
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /** The store's record for `key` when it fits the step (see recordMismatch); one that does not is evicted. */
+  private async storedRecord(node: TaskNode, key: string): Promise<CacheRecord | undefined> {
+    const rec = await this.o.store.getRecord(key);
+    const why = rec && recordMismatch(rec, node.step.outputs?.(node.ctx) ?? [], node.step.valueShape?.bind(node.step));
+    if (!why) return rec;
+    this.o.emit({ type: 'warning', message: `${node.id}: the cached record ${why}; ignored and evicted, the step runs` });
+    await this.o.store.evict?.(key);
+    return undefined;
   }
 
   private filesOf(node: TaskNode, rec: CacheRecord): DepOutput['files'] {
@@ -272,7 +283,7 @@ export class Rebuilder {
     if (node.step.kind !== 'artifact') return false; // aggregates, effects and data disks are in place once executed
     const started = Date.now();
     const r = this.result(id);
-    const rec = await this.o.store.getRecord(r.key!);
+    const rec = await this.storedRecord(node, r.key!);
     let ok = !!rec;
     for (const f of rec?.files ?? []) {
       const dest = join(outDir(this.o.root, node.service.name), f.name);
@@ -329,9 +340,11 @@ export class Rebuilder {
       await fs.mkdir(dir, { recursive: true });
       for (const n of names) {
         // link() never replaces an existing file: a data disk that appeared meanwhile is kept.
+        await fsyncPath(join(tmp, n));
         if (present) await fs.rename(join(tmp, n), join(dir, n));
         else await fs.link(join(tmp, n), join(dir, n));
       }
+      await fsyncPath(dir);
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }

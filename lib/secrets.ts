@@ -113,7 +113,9 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
   if (missing.length) {
     const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
     const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');
-    await writeFileAtomic(path, `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
+    // A symlinked .env (e.g. to a secrets folder) is written through: the link stays, its target gets the keys.
+    const target = env.exists ? await fs.realpath(path) : path;
+    await writeFileAtomic(target, `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
   }
   return { values: await secretsFor(service, root), generated: missing };
 }

@@ -51,6 +51,8 @@ export interface Step {
   check?(ctx: RunContext): Promise<true | string>;
   /** artifact with a value output (an image id): whether it still exists where it lives; false re-runs the step when a dependent needs it. */
   present?(ctx: PlanContext, value: unknown): Promise<boolean>;
+  /** artifact with a value output: whether a value has the step's shape (records from outside are refused otherwise). */
+  valueShape?(value: unknown): boolean;
   /** effect/always steps that act on the device are serialised per device. */
   usesDevice?: boolean;
   /**

@@ -1,7 +1,7 @@
 // Step `base`: the service's base image (debootstrap + import, no registry), or another service's under a second name.
 import type { PlanContext, Step } from '../lib/task.ts';
 import { buildBase } from '../lib/build/base.ts';
-import { checkDaemon, imageExists } from '../lib/build/builder.ts';
+import { checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
 
 const debootstrapOf = ({ service }: Pick<PlanContext, 'service'>) => (service.base && 'debootstrap' in service.base ? service.base.debootstrap : undefined);
 
@@ -14,7 +14,8 @@ export const step: Step = {
   alias: ({ service }) => (service.base && 'from' in service.base ? `${service.base.from}:base` : undefined),
   // debootstrap output follows the mirror, not just these fields; the key says "this recipe", the image id is the output.
   inputs: (ctx) => ({ config: { debootstrap: debootstrapOf(ctx) ?? null, builder: ctx.config.builder } }),
-  present: async ({ config }, value) => typeof value !== 'string' || (await imageExists(config.builder, value).catch(() => false)),
+  valueShape: (value) => value === null || isImageId(value),
+  present: async ({ config }, value) => value === null || (isImageId(value) && await imageExists(config.builder, value).catch(() => false)),
   async run(ctx) {
     const spec = debootstrapOf(ctx);
     if (!spec) { ctx.log(`${ctx.service.name} has no base configured`); return { value: null }; }

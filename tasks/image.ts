@@ -4,7 +4,7 @@ import type { Device } from '../lib/config.ts';
 import type { PlanContext, RunContext, Step } from '../lib/task.ts';
 import { UserError } from '../lib/error.ts';
 import { exists } from '../lib/fsutil.ts';
-import { buildImage, checkDaemon, imageExists } from '../lib/build/builder.ts';
+import { buildImage, checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
 
 /** The build platform: the service's own, else the device's architecture (an arm64 phone gets arm64 images). */
 export function platformOf(service: PlanContext['service'], device: Device): string {
@@ -22,7 +22,8 @@ export const step: Step = {
     config: { dir: service.dir, buildArgs: service.buildArgs, platform: platformOf(service, device), builder: config.builder },
     files: [{ dir: service.dir, ignoreFile: '.dockerignore' }],
   }),
-  present: async ({ config }, value) => typeof value === 'string' && (await imageExists(config.builder, value).catch(() => false)),
+  valueShape: isImageId,
+  present: async ({ config }, value) => isImageId(value) && (await imageExists(config.builder, value).catch(() => false)),
   async run(ctx) {
     const { service, config } = ctx;
     const dockerfile = join(ctx.root, service.dir, 'Dockerfile');

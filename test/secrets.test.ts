@@ -108,4 +108,20 @@ test('missing declared keys are generated into .env (0600) on a real run, never 
   await fs.rm(root, { recursive: true });
 });
 
+test('a symlinked .env is written through: the link stays a link, its target gets the keys, no temp file is left', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-link-'));
+  const vault = join(root, 'vault');
+  await fs.mkdir(vault);
+  await fs.writeFile(join(vault, 'sovereign.env'), 'KEEP=1\n', { mode: 0o600 });
+  await fs.symlink(join(vault, 'sovereign.env'), join(root, '.env'));
+  const svc = { ...testService(), name: 'sql', secrets: ['POSTGRES_PASSWORD'] };
+  const r = await ensureSecrets(svc, root, true);
+  assert.ok((await fs.lstat(join(root, '.env'))).isSymbolicLink(), '.env is still a symlink');
+  const text = await fs.readFile(join(vault, 'sovereign.env'), 'utf8');
+  assert.match(text, /^KEEP=1\n/);
+  assert.match(text, `POSTGRES_PASSWORD=${r.values.POSTGRES_PASSWORD}`);
+  assert.equal([...await fs.readdir(root), ...await fs.readdir(vault)].filter((n) => n.includes('tmp')), [], 'no temp file left');
+  await fs.rm(root, { recursive: true });
+});
+
 test.run();

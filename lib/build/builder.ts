@@ -108,6 +108,9 @@ export async function removeImage(kind: BuilderKind, ref: string): Promise<void>
   await exec(kind, ['rmi', ref], { nothrow: true, timeoutMs: 60_000 });
 }
 
+/** What a builder's image id looks like (`sha256:` and 64 hex digits): a cached value must have this shape. */
+export const isImageId = (v: unknown): v is string => typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v);
+
 /** The full id of an image reference. */
 export async function imageId(kind: BuilderKind, ref: string): Promise<string> {
   const r = await exec(kind, ['image', 'inspect', '--format', '{{.Id}}', ref], { timeoutMs: 30_000 });

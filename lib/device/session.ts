@@ -36,7 +36,8 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
   const query = async (script: string, timeoutMs?: number): Promise<string | undefined> => {
     const r = await run(script, { nothrow: true, timeoutMs });
     if (r.code === ABSENT) return undefined;
-    if (r.code !== 0) throw new UserError(`device command failed on ${transport.label} (exit ${r.code})`, { details: tail(r.stderr || r.stdout) });
+    // Never stdout in the error: for a read it is the file (secrets.env).
+    if (r.code !== 0) throw new UserError(`device command failed on ${transport.label} (exit ${r.code})`, { details: tail(r.stderr) });
     return r.stdout;
   };
 
@@ -44,7 +45,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
     const tmp = tempName(remote);
     // umask 077: the temp file is private from its first byte; the final mode is set before the rename.
     await run(
-      `mkdir -p -m 700 ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)} || { rm -f ${q(tmp)}; exit 1; }`,
+      `mkdir -p -m 700 ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && ${durableMv(tmp, remote)} || { rm -f ${q(tmp)}; exit 1; }`,
       { input: data },
     );
   };
@@ -71,7 +72,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       try {
         await transport.upload(local, tmp, { ...opts, progress: (done, total) => { bytes = done; opts.progress?.(done, total); } });
         // The rename is the commit point: before it the old file is untouched, after it the new one is whole.
-        await run(`chmod ${(mode & 0o777).toString(8)} ${q(tmp)} && mv -f ${q(tmp)} ${q(remote)}`, { signal: opts.signal });
+        await run(`chmod ${(mode & 0o777).toString(8)} ${q(tmp)} && ${durableMv(tmp, remote)}`, { signal: opts.signal });
       } catch (e) {
         await run(`rm -f ${q(tmp)}`, { nothrow: true, timeoutMs: 5000 }).catch(() => undefined);
         throw e;
@@ -160,4 +161,13 @@ function parseManifest(raw: Buffer | undefined): Manifest {
     if (typeof m === 'object' && m && typeof m.files === 'object' && m.files) return m;
   } catch { /* fall through */ }
   return { files: {} };
+}
+
+/**
+ * `mv` made durable: the file is synced before its rename and the folder after, so a power cut never leaves a name
+ * (which the manifest vouches for) on a short or zero-filled file. `sync FILE` where the device's sync takes one, else a full sync.
+ */
+function durableMv(tmp: string, dest: string): string {
+  const sync = (p: string) => `{ sync ${q(p)} 2>/dev/null || sync; }`;
+  return `${sync(tmp)} && mv -f ${q(tmp)} ${q(dest)} && ${sync(posix.dirname(dest))}`;
 }

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { tmpName, writeFileAtomic } from '../fsutil.ts';
+import { renameDurable, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 import { parseRecord } from './record.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
@@ -50,7 +50,7 @@ export class LocalStore implements Store {
         await fs.rm(tmp, { force: true });
         return false;
       }
-      await fs.rename(tmp, dest);
+      await renameDurable(tmp, dest);
       return true;
     } catch {
       await fs.rm(tmp, { force: true });
@@ -66,7 +66,7 @@ export class LocalStore implements Store {
     try {
       await fs.copyFile(path, tmp, fs.constants.COPYFILE_FICLONE);
       progress?.(1, 1);
-      await fs.rename(tmp, dest);
+      await renameDurable(tmp, dest);
       return true;
     } catch (e) {
       await fs.rm(tmp, { force: true });

@@ -26,6 +26,19 @@ export function parseRecord(value: unknown, expectedKey?: string): CacheRecord |
   return value as unknown as CacheRecord;
 }
 
+/**
+ * Why a parsed record does not fit the step that will use it (undefined when it does): its file names must be
+ * exactly the step's outputs, and its value must have the step's shape (no value for steps without one). A record
+ * from outside (an import, a remote) could otherwise add files or feed a crafted value (`--help`) to a tool.
+ */
+export function recordMismatch(rec: CacheRecord, outputs: string[], valueShape?: (value: unknown) => boolean): string | undefined {
+  const names = rec.files.map((f) => f.name).sort();
+  const want = [...outputs].sort();
+  if (names.length !== want.length || names.some((n, i) => n !== want[i])) return `names files [${names.join(', ')}], not the step's outputs [${want.join(', ')}]`;
+  const fits = valueShape ? valueShape(rec.value) : rec.value === undefined || rec.value === null;
+  return fits ? undefined : `carries a value of the wrong shape (${JSON.stringify(rec.value)?.slice(0, 80)})`;
+}
+
 export const isSha256 = (s: string) => SHA256.test(s);
 export const isRecordKey = (s: string) => KEY.test(s);
 
@@ -36,7 +49,8 @@ function isOutputFile(f: unknown): f is OutputFile {
   const safeName = typeof name === 'string' && name !== '' && !name.startsWith('/') && !name.split('/').some((p) => p === '..' || p === '');
   return safeName && typeof sha256 === 'string' && SHA256.test(sha256)
     && Number.isSafeInteger(size) && (size as number) >= 0
-    && Number.isInteger(mode) && (mode as number) >= 0 && (mode as number) <= 0o7777;
+    // Only what a run records (lib/rebuilder.ts): a setuid or world-writable mode from outside is never restored.
+    && (mode === 0o644 || mode === 0o755);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import type { RemoteCacheInput } from '../config.ts';
 import { parseSize } from '../config.ts';
-import { tmpName } from '../fsutil.ts';
+import { renameDurable, tmpName } from '../fsutil.ts';
 import { gzipBlocks } from './gzip-blocks.ts';
 import { parseRecord } from './record.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
@@ -119,7 +119,7 @@ export class RemoteStore implements Store {
           this.bad.add(sha256); // the good copy this machine makes next must replace it on the server
           return this.reject(`blob ${short(sha256)}`, problem) ?? false;
         }
-        await fs.rename(tmp, dest);
+        await renameDurable(tmp, dest);
         return true;
       } finally {
         await fs.rm(tmp, { force: true });

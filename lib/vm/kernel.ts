@@ -9,7 +9,7 @@ import * as tar from 'tar';
 import type { KernelSource } from '../config.ts';
 import { Cancelled, UserError } from '../error.ts';
 import { exec } from '../exec.ts';
-import { copyFileAtomic, tmpName, writeFileAtomic } from '../fsutil.ts';
+import { copyFileAtomic, renameDurable, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 import { downloadDeb } from './deb-download.ts';
 
@@ -96,7 +96,7 @@ async function download(url: string, expected: string, opts: FetchKernelOptions)
         hint: 'nothing was stored; if the new kernel is intended, put the new sha256 in the config',
       });
     }
-    await fs.rename(tmp, opts.dest);
+    await renameDurable(tmp, opts.dest);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     if (opts.signal?.aborted && !(e instanceof UserError)) throw new Cancelled();
@@ -185,7 +185,7 @@ async function writeModulesTar(tree: string, dest: string, log?: (line: string) 
     await fs.chmod(join(stage, MODULES_ORDER), 0o644);
     const tmp = tmpName(dest);
     await tar.c({ file: tmp, cwd: stage, portable: true, mtime: TAR_EPOCH }, [...names, MODULES_ORDER].sort());
-    await fs.rename(tmp, dest);
+    await renameDurable(tmp, dest);
     log?.(`guest modules: ${order.join(' ') || '(all built in)'}`);
   } finally {
     await fs.rm(stage, { recursive: true, force: true });
