@@ -1,6 +1,6 @@
 // Step `upstream`: the service's pinned upstream images, fetched once and verified against sovereign.lock.json.
 import type { Step } from '../lib/task.ts';
-import { checkDaemon, imageExists } from '../lib/build/builder.ts';
+import { checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
 import { fetchUpstream } from '../lib/upstream/fetch.ts';
 import { platformOf } from './image.ts';
 
@@ -13,6 +13,9 @@ export const step: Step = {
   // The pin and the platform decide the bytes; a mirror or file must serve those same bytes (the lock checks it),
   // so where they come from is no part of the key. The output value (the image ids) keys the image step.
   inputs: ({ service, device, config }) => ({ config: { upstream: service.upstream.map((u) => [u.arg, u.image]), platform: platformOf(service, device), builder: config.builder } }),
+  // Build-arg name -> image id: a record from outside with anything else is refused (its ids reach docker's argv).
+  valueShape: (value) => typeof value === 'object' && value !== null && !Array.isArray(value)
+    && Object.entries(value).every(([arg, id]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(arg) && isImageId(id)),
   present: async ({ config }, value) => !value || typeof value !== 'object' || (await Promise.all(Object.values(value).map((id) => imageExists(config.builder, String(id)).catch(() => false)))).every(Boolean),
   async run(ctx) {
     if (ctx.service.upstream.length === 0) return { value: {} };
