@@ -382,7 +382,7 @@ export class Rebuilder {
     const ret = await this.slots.with(async () => node.step.run?.(ctx));
     if (signal.aborted) throw new Cancelled();
     if (node.step.kind === 'effect') this.remember(node, key, parts, key);
-    done('ran', reason, { bytes: ret ? ret.bytes : undefined });
+    done('ran', ret && ret.note ? `${reason}; ${ret.note}` : reason, { bytes: ret ? ret.bytes : undefined });
   }
 
   private remember(node: TaskNode, key: string, parts: KeyParts, outputHash: string) {

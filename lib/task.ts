@@ -67,6 +67,8 @@ export interface StepResult {
   value?: unknown;
   /** Bytes this step moved (pushed to the device, downloaded), for the run summary. */
   bytes?: number;
+  /** How the step went, when its reason alone does not say (e.g. why a push went in full): added to the reason. */
+  note?: string;
 }
 
 /** A dependency's outputs, materialised on disk when a dependent runs. */

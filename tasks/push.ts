@@ -5,6 +5,7 @@ import { UserError } from '../lib/error.ts';
 import { hashFile } from '../lib/hash.ts';
 import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
 import type { RunContext, Step } from '../lib/task.ts';
+import { deltaBasis, pushDelta } from '../lib/device/delta.ts';
 import { shQuote } from '../lib/device/shell.ts';
 import { stopVm } from '../lib/vm/process.ts';
 import { VM_FILES } from '../lib/vm/files.ts';
@@ -23,9 +24,13 @@ interface PushSpec {
   hashOnPush?: boolean;
   /** What the device must hold and how to put it there; defaults to "the dependency's file, by manifest". */
   check?(ctx: RunContext, path: string): Promise<true | string>;
-  /** Returns the bytes sent. */
-  run?(ctx: RunContext, path: string): Promise<number>;
+  /** Send only the blocks the device's old copy lacks (large files that change a little: rootfs.img). */
+  delta?: boolean;
+  /** Returns the bytes sent (and how, when there is something to say). */
+  run?(ctx: RunContext, path: string): Promise<Pushed>;
 }
+
+interface Pushed { bytes: number; note?: string }
 
 const depId = (ctx: { service: { name: string } }, step: string) => `${ctx.service.name}:${step}`;
 const devicePath = async (ctx: RunContext, file: string) => posix.join((await ctx.session()).serviceDir(ctx.service.name), file);
@@ -46,10 +51,10 @@ function pushStep(spec: PushSpec): Step {
     },
     async run(ctx) {
       const path = await devicePath(ctx, spec.file);
-      const bytes = await (spec.run ?? pushArtifact(spec))(ctx, path);
+      const { bytes, note } = await (spec.run ?? pushArtifact(spec))(ctx, path);
       // A running VM no longer runs what is deployed (new secrets, a new disk): `start` must restart it.
       if (bytes > 0) await (await ctx.session()).run(`rm -f ${shQuote(await devicePath(ctx, VM_FILES.deployed))}`);
-      return { bytes };
+      return { bytes, note };
     },
   };
 }
@@ -62,7 +67,10 @@ function checkByManifest(spec: PushSpec) {
     const dev = await ctx.session();
     const have = (await dev.manifest(ctx.service.name)).files[spec.file];
     if (!have) return `${spec.file} was never pushed`;
-    if (have.sha256 !== want.sha256 || have.size !== want.size) return `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
+    if (have.sha256 !== want.sha256 || have.size !== want.size) {
+      const changed = `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
+      return spec.delta ? `${changed}; ${await deltaBasis(ctx.root, have)}` : changed;
+    }
     if (!(await dev.exists(path))) return `${spec.file} is missing on the device`;
     if (ctx.flags.verify) {
       const actual = await dev.sha256(path);
@@ -74,14 +82,20 @@ function checkByManifest(spec: PushSpec) {
 
 /** Uploads the dependency's file atomically and records it in the device manifest. */
 function pushArtifact(spec: PushSpec) {
-  return async (ctx: RunContext, path: string): Promise<number> => {
+  return async (ctx: RunContext, path: string): Promise<Pushed> => {
     const out = ctx.dep(depId(ctx, spec.from!)).files[spec.file];
     const pushed = spec.hashOnPush ? await identity(ctx, out.path, spec.file) : out;
     const dev = await ctx.session();
-    const { bytes } = await dev.push(out.path, path, { signal: ctx.signal, sparse: spec.sparse, progress: (done, total) => ctx.progress(done, total, spec.file) });
+    const opts = { signal: ctx.signal, sparse: spec.sparse, progress: (done: number, total: number) => ctx.progress(done, total, spec.file) };
+    // The device's copy is only a base for a delta when it is a different file (not the same one gone missing).
+    const had = spec.delta ? (await dev.manifest(ctx.service.name)).files[spec.file] : undefined;
+    const have = had && had.sha256 !== pushed.sha256 ? had : undefined;
+    const { bytes, note } = spec.delta
+      ? await pushDelta(dev, { ...opts, root: ctx.root, local: out.path, remote: path, want: pushed, have })
+      : { ...(await dev.push(out.path, path, opts)), note: undefined };
     await dev.recordPush(ctx.service.name, spec.file, { sha256: pushed.sha256, size: pushed.size });
-    ctx.log(`pushed ${spec.file} (${bytes} bytes sent)`);
-    return bytes;
+    ctx.log(`pushed ${spec.file} (${bytes} bytes sent${note ? `; ${note}` : ''})`);
+    return { bytes, note };
   };
 }
 
@@ -91,8 +105,8 @@ async function identity(ctx: RunContext, path: string, label: string): Promise<{
   return { sha256: await hashFile(path, (done) => ctx.progress(done, size, `hashing ${label}`), size), size };
 }
 
-export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device', file: VM_FILES.rootfs, from: 'rootfs' });
-export const pushKernel = pushStep({ name: 'push-kernel', summary: 'kernel on the device', file: VM_FILES.kernel, from: 'kernel' });
+export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device (only the blocks it lacks)', file: VM_FILES.rootfs, from: 'rootfs', delta: true });
+export const pushKernel = pushStep({ name: 'push-kernel', summary: 'kernel on the device (only the blocks it lacks)', file: VM_FILES.kernel, from: 'kernel', delta: true });
 export const pushStartScript = pushStep({ name: 'push-start-script', summary: 'start.sh on the device', file: VM_FILES.script, from: 'start-script' });
 
 /** data.img is user data: pushed when the device has none, replaced only with --fresh-data and a confirmation. */
@@ -112,7 +126,7 @@ const dataDisk: PushSpec = {
     if (await (await ctx.session()).exists(path)) {
       if (!ctx.flags.freshData) {
         ctx.log('keeping the existing data.img on the device (use --fresh-data to replace it)');
-        return 0;
+        return { bytes: 0 };
       }
       const question = `Replace data.img of ${ctx.service.displayName} on the device? Everything stored in it is lost.`;
       if (!(await ctx.confirm(question))) throw new UserError(`data.img of ${ctx.service.name} was not replaced (not confirmed)`, { hint: 'answer yes, or pass --yes with --fresh-data' });
@@ -142,6 +156,6 @@ export const pushSecrets = pushStep({
     const content = renderSecretsFile(await ctx.secrets({ generate: true }));
     await (await ctx.session()).writeFile(path, content, 0o600);
     ctx.progress(content.length, content.length, SECRETS_FILE);
-    return content.length;
+    return { bytes: content.length };
   },
 });

@@ -67,7 +67,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       const tmp = tempName(remote);
       // Temp files of earlier, interrupted pushes of this file are debris: clear them first.
       // Service folders hold disks and secrets: private to the device's admin.
-      await run(`mkdir -p -m 700 ${q(dir)} && rm -f ${q(`${dir}/.${posix.basename(remote)}${TEMP_MARK}`)}*`, { signal: opts.signal });
+      await run(`mkdir -p -m 700 ${q(dir)} && rm -f ${tempGlob(remote)}`, { signal: opts.signal });
       let bytes = 0;
       try {
         await transport.upload(local, tmp, { ...opts, progress: (done, total) => { bytes = done; opts.progress?.(done, total); } });
@@ -149,8 +149,13 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
 }
 
 /** Hidden, unique, and in the target's own directory, so the final rename stays on one filesystem. */
-function tempName(remote: string): string {
+export function tempName(remote: string): string {
   return posix.join(posix.dirname(remote), `.${posix.basename(remote)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Shell glob (quoted prefix) matching every temp file of `remote`: debris of interrupted pushes, removed before the next. */
+export function tempGlob(remote: string): string {
+  return `${q(posix.join(posix.dirname(remote), `.${posix.basename(remote)}${TEMP_MARK}`))}*`;
 }
 
 /** A missing or unreadable manifest means "nothing known pushed": pushes then run and rewrite it. */
