@@ -314,6 +314,8 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   const platform = str('platform', false);
   const dir = str('dir', false);
   if (dir && (dir.startsWith('/') || dir.split('/').includes('..'))) bad(`${f}.dir`, 'must be a folder inside the repo (relative, no ..)', `e.g. 'vm/${name}'`);
+  // The repo root as a build context would carry .env (secrets) and .sovereign/ into the image, its key and the cache.
+  else if (dir !== undefined && dir.split('/').every((p) => p === '' || p === '.')) bad(`${f}.dir`, 'must not be the repo root: the build context would include .env and .sovereign/', `e.g. 'vm/${name}'`);
   return {
     name,
     displayName: str('displayName', true) ?? name,

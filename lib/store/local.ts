@@ -8,6 +8,7 @@ import { Transform } from 'node:stream';
 import { renameDurable, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 import { parseRecord } from './record.ts';
+import { UserError } from '../error.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
 /** The local store of a repo: `cache.dir` relative to the repo root, or absolute. */
@@ -78,10 +79,30 @@ export class LocalStore implements Store {
     await fs.rm(this.recordPath(key), { force: true });
   }
 
-  async listRecords(): Promise<CacheRecord[]> {
-    const names = await fs.readdir(join(this.dir, 'records')).catch(() => [] as string[]);
-    const recs = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.getRecord(n.slice(0, -5))));
-    return recs.filter((r): r is CacheRecord => r !== undefined);
+  /**
+   * Every readable record, read a few at a time (thousands at once run out of file descriptors). `strict`: a record
+   * that cannot be read (as opposed to one that is malformed) throws, so gc never takes its blobs for garbage.
+   */
+  async listRecords(strict = false): Promise<CacheRecord[]> {
+    const names = (await fs.readdir(join(this.dir, 'records')).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+    const out: CacheRecord[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const key = names[next++].slice(0, -5);
+        const text = await fs.readFile(this.recordPath(key), 'utf8').catch((e: NodeJS.ErrnoException) => {
+          if (!strict || e.code === 'ENOENT') return undefined; // removed meanwhile: nothing to keep
+          throw new UserError(`could not read cache record ${this.recordPath(key)}: ${e.code ?? e.message}`, {
+            code: 'environment', hint: 'nothing was deleted; fix the cause (file descriptor limit, permissions) and run it again',
+          });
+        });
+        let rec: CacheRecord | undefined;
+        try { rec = text === undefined ? undefined : parseRecord(JSON.parse(text), key); } catch { /* malformed: unusable, like a miss */ }
+        if (rec) out.push(rec);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
+    return out;
   }
 
   /** Re-hashes every blob; evicts corrupt blobs and the records that need them. */
@@ -103,7 +124,7 @@ export class LocalStore implements Store {
 
   /** Removes least recently used records and unreferenced blobs until the store is under `maxBytes`. */
   async gc(maxBytes: number): Promise<{ removedRecords: number; freedBytes: number; sizeBytes: number }> {
-    const records = await this.listRecords();
+    const records = await this.listRecords(true);
     // Last use: atime where the file system keeps it (relatime), else when it was written.
     const used = await Promise.all(records.map(async (r) => { const st = await fs.stat(this.recordPath(r.key)); return { r, t: Math.max(st.atimeMs, st.mtimeMs) }; }));
     used.sort((a, b) => b.t - a.t); // newest first
