@@ -13,7 +13,7 @@ export function renderStartScript(p: StartScriptParams): string {
 }
 
 /** Environment start.sh reads, passed through from sovereign's own environment when set. */
-const PASSTHROUGH = ['SOVEREIGN_CROSVM', 'SOVEREIGN_UPLINK'];
+const PASSTHROUGH = ['SOVEREIGN_CROSVM', 'SOVEREIGN_UPLINK', 'SOVEREIGN_LAN'];
 
 /**
  * The command that runs start.sh on the device (given to spawnDetached): the chosen accelerator and any
