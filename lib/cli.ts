@@ -87,12 +87,18 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', ...COMPAT]) + ' — see sovereign --help' });
     }
   } catch (e) {
-    return reportError(e);
+    return reportError(e, rest.includes('--json'));
   }
 }
 
-function reportError(err: unknown): number {
+/** The error on stderr; with --json also as JSON on stdout, so a script always gets a document to parse. */
+function reportError(err: unknown, json: boolean): number {
   const e = err instanceof UserError ? err : fromSystemError(err) ?? err;
+  if (json) {
+    const u = e instanceof UserError ? e : undefined;
+    const error = u ? { message: u.message, kind: u.code, exitCode: EXIT[u.code], hint: u.hint, details: u.details } : { message: String((e as Error)?.message ?? e), kind: 'bug', exitCode: EXIT.bug };
+    process.stdout.write(JSON.stringify({ ok: false, error }, null, 2) + '\n');
+  }
   if (e instanceof UserError) {
     const color = useColor(process.stderr);
     process.stderr.write(`${color ? '\x1b[31merror\x1b[0m' : 'error'}: ${e.message}\n`);
@@ -234,15 +240,15 @@ async function whyCommand(args: string[], opts: MainOptions): Promise<number> {
   });
   const now = outcome.parts.get(task);
   const key = keys.get(task);
-  if (!before) { process.stdout.write(`${task} has not run in this checkout yet.\n`); return EXIT.ok; }
+  const say = (text: string, data: Record<string, unknown>) => { process.stdout.write(o.values.json ? JSON.stringify({ task, ...data }, null, 2) + '\n' : text); return EXIT.ok; };
+  if (!before) return say(`${task} has not run in this checkout yet.\n`, { state: 'never-run' });
   if (key === undefined) {
     const deps = outcome.graph.nodes.get(task)!.deps.filter((d) => willRun.has(d));
-    process.stdout.write(`${task} will run because ${deps.length === 1 ? 'its dependency' : 'its dependencies'} ${deps.join(', ')} will run first.\nRun \`sovereign why ${deps[0]}\` to see what changed there.\n`);
-    return EXIT.ok;
+    return say(`${task} will run because ${deps.length === 1 ? 'its dependency' : 'its dependencies'} ${deps.join(', ')} will run first.\nRun \`sovereign why ${deps[0]}\` to see what changed there.\n`, { state: 'dependencies-will-run', dependencies: deps });
   }
-  if (!now || before.key === key) { process.stdout.write(`${task} is up to date: no input changed since its last run (key ${before.key.slice(0, 12)}).\n`); return EXIT.ok; }
-  process.stdout.write(`${task}: inputs changed since its last run:\n${diffParts(before.parts, now).map((p) => `  - ${p}`).join('\n')}\n`);
-  return EXIT.ok;
+  if (!now || before.key === key) return say(`${task} is up to date: no input changed since its last run (key ${before.key.slice(0, 12)}).\n`, { state: 'up-to-date', key: before.key });
+  const changed = diffParts(before.parts, now);
+  return say(`${task}: inputs changed since its last run:\n${changed.map((p) => `  - ${p}`).join('\n')}\n`, { state: 'changed', changed });
 }
 
 async function graphCommand(args: string[], opts: MainOptions): Promise<number> {
@@ -252,7 +258,8 @@ async function graphCommand(args: string[], opts: MainOptions): Promise<number> 
   if (format !== 'dot' && format !== 'mermaid') throw new UserError(`--format must be dot or mermaid, not '${format}'`, { code: 'usage' });
   const targets = o.positionals.length ? o.positionals : [...steps.keys()];
   const g = planGraph(config, steps, targets, resolveDevice(config, o.values.device as string | undefined));
-  process.stdout.write((format === 'dot' ? toDot(g) : toMermaid(g)) + '\n');
+  const nodes = [...g.nodes.values()].map((n) => ({ task: n.id, kind: n.step.kind, deps: n.deps }));
+  process.stdout.write((o.values.json ? JSON.stringify({ nodes }, null, 2) : format === 'dot' ? toDot(g) : toMermaid(g)) + '\n');
   return EXIT.ok;
 }
 
@@ -262,7 +269,8 @@ async function hashCommand(args: string[], opts: MainOptions): Promise<number> {
   const { inputHash } = await import('./inputs-hash.ts');
   const targets = o.positionals.length ? o.positionals : ['build'];
   const g = planGraph(config, steps, targets, resolveDevice(config, o.values.device as string | undefined));
-  process.stdout.write((await inputHash(g, root)) + '\n');
+  const hash = await inputHash(g, root);
+  process.stdout.write((o.values.json ? JSON.stringify({ targets, hash }) : hash) + '\n');
   return EXIT.ok;
 }
 

@@ -8,10 +8,32 @@ import { UserError } from '../error.ts';
 
 export type BuilderKind = 'docker' | 'podman';
 
-/** Environment for builder commands. The legacy docker builder is used on purpose: it needs no buildx
- * plugin (the static 28.x CLI has none) and honours `--network=host` without buildkit entitlements. */
-function builderEnv(kind: BuilderKind): NodeJS.ProcessEnv {
-  return kind === 'docker' ? { ...process.env, DOCKER_BUILDKIT: '0' } : process.env;
+/**
+ * How docker builds here. BuildKit where the CLI has buildx (faster, no deprecation notice); otherwise the
+ * legacy builder (Debian 12's docker.io has no buildx), whose "legacy builder is deprecated" notice is
+ * dropped from the output: the user can do nothing about it. Podman has one builder.
+ */
+let buildkit: Promise<boolean> | undefined;
+function useBuildKit(kind: BuilderKind): Promise<boolean> {
+  if (kind !== 'docker') return Promise.resolve(false);
+  if (process.env.DOCKER_BUILDKIT === '0') return Promise.resolve(false);
+  buildkit ??= exec('docker', ['buildx', 'version'], { nothrow: true, timeoutMs: 15_000 }).then((r) => r.code === 0, () => false);
+  return buildkit;
+}
+
+function builderEnv(kind: BuilderKind, withBuildKit: boolean): NodeJS.ProcessEnv {
+  return kind === 'docker' ? { ...process.env, DOCKER_BUILDKIT: withBuildKit ? '1' : '0' } : process.env;
+}
+
+/** Passes build output on without the legacy builder's deprecation notice (its first line and the indented ones after it). */
+export function withoutLegacyNotice(onLine: (line: string) => void): (line: string) => void {
+  let inNotice = false;
+  return (line) => {
+    if (line.startsWith('DEPRECATED: The legacy builder is deprecated')) { inNotice = true; return; }
+    if (inNotice && /^\s/.test(line)) return;
+    inNotice = false;
+    onLine(line);
+  };
 }
 
 /** Client and server version, e.g. `docker 20.10.24/20.10.24`: tool identity for keys and records. */
@@ -58,9 +80,12 @@ export async function buildImage(o: BuildOptions): Promise<string> {
   for (const [k, v] of Object.entries(o.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
   if (o.platform) args.push('--platform', o.platform);
   args.push(o.context);
+  const withBuildKit = await useBuildKit(o.kind);
+  // BuildKit's default progress redraws a terminal; plain gives lines, like the legacy builder.
+  if (withBuildKit) args.splice(1, 0, '--progress=plain');
   try {
-    await exec(o.kind, args, { env: builderEnv(o.kind), signal: o.signal, onLine: (l) => o.onLine?.(l) }).catch((e: unknown) => {
-      if (e instanceof UserError) throw new UserError(`${o.kind} build of ${o.dockerfile} failed`, { details: e.details, hint: 'the build output above says which step failed' });
+    await exec(o.kind, args, { env: builderEnv(o.kind, withBuildKit), signal: o.signal, onLine: withoutLegacyNotice((l) => o.onLine?.(l)) }).catch((e: unknown) => {
+      if (e instanceof UserError) throw new UserError(`${o.kind} build of ${o.dockerfile} failed`, { details: e.details?.filter((l) => !/legacy builder is deprecated|BuildKit is currently disabled|DOCKER_BUILDKIT=0|environment-variable\.$/.test(l)), hint: 'the build output above says which step failed' });
       throw e;
     });
     return (await fs.readFile(iidfile, 'utf8')).trim();
