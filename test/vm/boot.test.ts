@@ -103,6 +103,16 @@ test('test passes on a running VM; a forwarded port nobody serves in the guest f
   assert.ok(bad.lines.some((l) => l.startsWith('4. port 8081 answers') && l.endsWith('✗ FAIL')));
 });
 
+test('test checks the web UI status through the port forward: an expected status passes, another fails naming it', async () => {
+  const ok = run({ ports: [8080], checks: { http: { port: 8080, path: '/' } } });
+  await testStep.run!(ok.ctx);
+  assert.ok(ok.lines.some((l) => /^4\. http:\/\/127\.0\.0\.1:\d+\/ answers HTTP 200\/302\/303: ✓ PASS$/.test(l)), ok.lines.join('\n'));
+  const bad = run({ ports: [8080], checks: { http: { port: 8080, path: '/missing', expect: [200] } } });
+  const e = await fails(testStep.run!(bad.ctx));
+  assert.match(e.message, /1 of 4 checks failed/);
+  assert.ok(bad.lines.some((l) => l.endsWith('/missing answers HTTP 200: ✗ FAIL (got HTTP 404)')), bad.lines.join('\n'));
+});
+
 test('status and logs print through ctx.log', async () => {
   const s = run();
   await status.run!(s.ctx);
