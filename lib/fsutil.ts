@@ -51,20 +51,3 @@ export async function atomically(dest: string, make: (tmp: string) => Promise<un
 export async function exists(path: string): Promise<boolean> {
   return fs.access(path).then(() => true, () => false);
 }
-
-/** Like writeFileAtomic, and durable: the data is on disk before the rename, and the rename before we return.
- * For files a user trusts across crashes (a lock file committed with the repo). */
-export async function writeFileDurable(dest: string, data: string | Buffer, mode?: number): Promise<void> {
-  await fs.mkdir(dirname(dest), { recursive: true });
-  const tmp = tmpName(dest);
-  try {
-    const fh = await fs.open(tmp, 'w', mode);
-    try { await fh.writeFile(data); await fh.sync(); } finally { await fh.close(); }
-    await fs.rename(tmp, dest);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
-  const dir = await fs.open(dirname(dest), 'r');
-  try { await dir.sync(); } finally { await dir.close(); }
-}

@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../error.ts';
-import { writeFileDurable } from '../fsutil.ts';
+import { writeFileAtomic } from '../fsutil.ts';
 
 export const LOCK_FILE = 'sovereign.lock.json';
 
@@ -33,14 +33,14 @@ export async function lockedId(root: string, key: string, image: string, platfor
   return e && e.image === image ? e.ids?.[platform] : undefined;
 }
 
-/** Records `id` for `key`; a changed pin replaces the old entry, as a package lock does. Durable before it resolves. */
+/** Records `id` for `key`; a changed pin replaces the old entry, as a package lock does. Durable (fsync) before it resolves. */
 export function recordId(root: string, key: string, image: string, platform: string, id: string): Promise<void> {
   const next = chain.then(async () => {
     const lock = await read(root);
     const old = lock.upstream[key];
     lock.upstream[key] = { image, ids: { ...(old && old.image === image ? old.ids : {}), [platform]: id } };
     const sorted = Object.fromEntries(Object.keys(lock.upstream).sort().map((k) => [k, lock.upstream[k]]));
-    await writeFileDurable(join(root, LOCK_FILE), `${JSON.stringify({ version: 1, upstream: sorted }, null, 2)}\n`);
+    await writeFileAtomic(join(root, LOCK_FILE), `${JSON.stringify({ version: 1, upstream: sorted }, null, 2)}\n`);
   });
   chain = next.catch(() => {});
   return next;
