@@ -82,9 +82,14 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       case 'cache': return await cacheCommand(rest, opts);
       case 'hash': return await hashCommand(rest, opts);
       case 'preflight': return await preflightCommand(rest, opts);
+      case 'autostart': {
+        const o = parse(rest, { enable: { type: 'boolean' }, disable: { type: 'boolean' } });
+        const { root, config } = await context(opts.steps);
+        return await (await import('./cli-autostart.ts')).autostartCommand(o.values, root, config);
+      }
       default:
         if (COMPAT.includes(command)) return await runCommand(argv, opts, (o, config) => compatTargets(command, o, config), true);
-        throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', ...COMPAT]) + ' — see sovereign --help' });
+        throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', 'autostart', ...COMPAT]) + ' — see sovereign --help' });
     }
   } catch (e) {
     return reportError(e, rest.includes('--json'));

@@ -10,6 +10,7 @@ Commands
   cache <ls|verify|gc|export|import>   inspect and manage the local cache
   hash [targets…]        a stable hash of the targets' inputs (for CI cache keys)
   preflight              check tools, docker daemon, device and .env; says how to fix each
+  autostart --enable|--disable   start the device's deployed VMs again after it reboots
   build|deploy|start|stop|test|remove|logs --sql --forge …   the original CLI's words
   status [--sql …]       is each VM running?
 
@@ -95,6 +96,26 @@ Prints a stable hash of every input of the targets' graph (default: build), e.g.
 
 Checks the tools, the docker daemon, the device and .env, and says how to fix what is missing.
 Exit code 4 when something is missing.
+`,
+  autostart: `Usage: sovereign autostart --enable|--disable [--device NAME] [--json]
+
+Makes the device start its deployed VMs after a reboot, the way \`sovereign start\` does: in dependsOn
+order, each under its supervisor, each dependency ready (its ready marker) before the VMs that need it.
+VMs read their secrets from their own 0600 secrets.env disk: none is on a command line or in a log.
+
+  --enable     install <root>/boot.sh and the boot hook that runs it:
+               adb phone:  /data/adb/service.d/sovereign.sh (Magisk or KernelSU runs it once
+                           sys.boot_completed; boot.sh waits for that itself too)
+               ssh box:    /etc/systemd/system/sovereign-vms.service, enabled (needs systemd)
+               Re-run it after adding or removing services in the config.
+  --disable    remove the hook and boot.sh; running VMs keep running (stop them with sovereign stop)
+  --device NAME   the device (default: config defaultDevice); the local device has no boot to hook
+  --json       print what was installed or removed as JSON
+
+Examples
+  sovereign run deploy --device phone && sovereign autostart --enable --device phone
+  sovereign autostart --disable --device phone
+  adb shell su -c cat /data/sovereign/boot.log     what the last boot started, and when
 `,
 };
 

@@ -10,6 +10,8 @@ packages=(
   openssh-client openssh-server rsync  # ssh devices (the server only for the tests' device host)
   adb                            # Android devices
   busybox-static                 # tiny test images
+  mksh                           # Android's shell: the supervisor and boot.sh are tested under it
+  systemd                        # systemd-analyze verify checks the autostart unit for ssh boxes (not started)
   postgresql-client              # psql: sql:test logs in and runs a query on the local device
   iproute2 iptables              # network namespaces; the crosvm network test runs its rules in one
   curl ca-certificates

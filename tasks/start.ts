@@ -1,9 +1,10 @@
-// Step `start`: boots the service's VM with the deployed files and waits for its ready marker; skipped when it already runs that set.
+// Step `start`: boots the service's VM under its supervisor with the deployed files and waits for its ready marker; skipped when it already runs that set.
 import type { RunContext, Step } from '../lib/task.ts';
 import { chooseAccel } from '../lib/vm/accel.ts';
 import { waitForReady } from '../lib/vm/boot.ts';
 import { runningPid, stopVm, VM_FILES, vmPath } from '../lib/vm/process.ts';
-import { startCommand } from '../lib/vm/start-script.ts';
+import { startEnv } from '../lib/vm/start-script.ts';
+import { startSupervised } from '../lib/vm/supervisor.ts';
 import { shQuote } from '../lib/device/shell.ts';
 
 /** The deployed set the VM should run: deploy's output hash (changes whenever a pushed file does). */
@@ -34,12 +35,13 @@ export const start: Step = {
     const old = await stopVm(session, service.name, { signal: ctx.signal });
     if (old.state !== 'not running') ctx.log(`stopped the running VM (pid ${old.pid}) to start the deployed set`);
     // Stale files of an earlier run would confuse the wait (old log lines, old pid) and crosvm (socket in use).
-    await session.run(`cd ${shQuote(dir)} && rm -f ${VM_FILES.log} ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.deployed}`, { signal: ctx.signal });
+    await session.run(`cd ${shQuote(dir)} && rm -f ${VM_FILES.log} ${VM_FILES.prevLog} ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.deployed} ${VM_FILES.supervisorState}`, { signal: ctx.signal });
     const accel = await chooseAccel(session, service.name, { signal: ctx.signal });
     const log = vmPath(session, service.name, 'log');
     const pidFile = vmPath(session, service.name, 'pid');
-    const pid = await session.spawnDetached(startCommand(service, accel), { cwd: dir, log, pidFile });
-    ctx.log(`booting ${service.displayName} (pid ${pid}, ${session.device.hypervisor}${session.device.hypervisor === 'qemu' ? `/${accel}` : ''})`);
+    // The supervisor stays the VM's parent and restarts it if it dies later; during this boot a death fails the start.
+    const { supervisor, vm: pid } = await startSupervised(session, service.name, startEnv(service, accel), ctx.signal);
+    ctx.log(`booting ${service.displayName} (pid ${pid}, ${session.device.hypervisor}${session.device.hypervisor === 'qemu' ? `/${accel}` : ''}, supervisor pid ${supervisor})`);
     try {
       const ready = await waitForReady({
         session, log, pidFile, pid,

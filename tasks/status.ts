@@ -1,22 +1,33 @@
-// Step `status`: whether the VM runs, with which deployed set, and its last console line.
+// Step `status`: the device (once per run), then whether the VM runs and is ready, with which deployed set, its supervisor, and its last console line.
+import { deviceLineOnce } from '../lib/device/info.ts';
 import type { Step } from '../lib/task.ts';
-import { consoleTail, runningPid, vmPath } from '../lib/vm/process.ts';
+import { consoleTail, readyInLog, runningPid, vmPath } from '../lib/vm/process.ts';
+import { describeSupervisor, supervisorState } from '../lib/vm/supervisor.ts';
 
 export const status: Step = {
   name: 'status',
   kind: 'always',
-  version: 1,
-  summary: 'show whether the VM is running',
+  version: 2,
+  summary: 'show the device, and whether the VM is running and ready',
   usesDevice: true,
   answers: true,
   deps: () => [],
   async run(ctx) {
     const { service } = ctx;
     const session = await ctx.session();
+    const device = await deviceLineOnce(session, ctx.signal);
+    if (device) ctx.log(device);
     const pid = await runningPid(session, service.name, ctx.signal);
-    if (pid === undefined) { ctx.log(`${service.displayName}: not running`); return; }
+    const supervisor = await supervisorState(session, service.name, ctx.signal);
+    if (pid === undefined) {
+      ctx.log(`${service.displayName}: not running`);
+      if (supervisor) ctx.log(`  ${describeSupervisor(supervisor)}`);
+      return;
+    }
     const deployed = (await session.readFile(vmPath(session, service.name, 'deployed')))?.toString().trim();
-    ctx.log(`${service.displayName}: running (pid ${pid}, deployed set ${deployed ? deployed.slice(0, 12) : 'unknown'})`);
+    const ready = await readyInLog(session, service.name, service.readyMarker, ctx.signal);
+    ctx.log(`${service.displayName}: running, ${ready ? 'ready' : 'not ready yet'} (pid ${pid}, deployed set ${deployed ? deployed.slice(0, 12) : 'unknown'})`);
+    ctx.log(`  ${describeSupervisor(supervisor)}`);
     const last = (await consoleTail(session, service.name, 1, ctx.signal)).trim();
     if (last) ctx.log(`  last console line: ${last}`);
   },

@@ -2,11 +2,11 @@
 // query, and the service's own checks pass (web UI HTTP status, its database login).
 import { UserError } from '../lib/error.ts';
 import type { DeviceSession } from '../lib/device/device.ts';
-import { shQuote } from '../lib/device/shell.ts';
 import type { RunContext, Step } from '../lib/task.ts';
 import { portAddress, postgresProbeScript, probe, queryPostgres, tcpProbeScript } from '../lib/vm/probe.ts';
 import { httpStatusScript } from '../lib/vm/checks.ts';
-import { runningPid, vmPath } from '../lib/vm/process.ts';
+import { readyInLog, runningPid } from '../lib/vm/process.ts';
+import { deviceLineOnce } from '../lib/device/info.ts';
 import { startScriptParams } from '../lib/vm/start-script.ts';
 
 /** Ports that get the PostgreSQL checks on top of the TCP one. */
@@ -32,11 +32,13 @@ export const test: Step = {
     const { service } = ctx;
     const session = await ctx.session();
     const params = startScriptParams(service, session.device);
+    const device = await deviceLineOnce(session, ctx.signal);
+    if (device) ctx.log(device);
     const checks: Check[] = [
       { name: 'VM process running', run: async () => verdict((await runningPid(session, service.name, ctx.signal)) !== undefined) },
       {
         name: `ready marker "${service.readyMarker}" in console.log`,
-        run: async () => verdict((await session.run(`grep -qF -- ${shQuote(service.readyMarker)} ${shQuote(vmPath(session, service.name, 'log'))}`, { nothrow: true, signal: ctx.signal })).code === 0),
+        run: async () => verdict(await readyInLog(session, service.name, service.readyMarker, ctx.signal)),
       },
     ];
     for (const port of service.ports) {

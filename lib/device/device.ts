@@ -28,7 +28,7 @@ export interface DeviceSession {
   mode(remote: string): Promise<number | undefined>;
   manifest(svc: string): Promise<Manifest>;
   recordPush(svc: string, name: string, entry: { sha256: string; size: number }): Promise<void>;
-  /** Starts `script` detached from the transport (adb/ssh return at once), stdout+stderr to `log`, pid to `pidFile`. */
+  /** Starts `script` detached from the transport (adb/ssh return at once), stdout+stderr appended to `log`, pid to `pidFile`. */
   spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }): Promise<number>;
   isAlive(pid: number): Promise<boolean>;
   close(): Promise<void>;

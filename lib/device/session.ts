@@ -120,15 +120,9 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
 
     async spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }) {
       const pidFile = q(opts.pidFile);
-      // setsid + every fd redirected: nothing ties the process to the adb/ssh channel, so the call returns
-      // at once and the process outlives it. The child writes its own pid (then execs the script), so the
-      // pid is the VM's process whatever setsid does about forking.
       const out = await query([
         `cd ${q(opts.cwd)} || exit 1`,
-        `rm -f ${pidFile}`,
-        `: > ${q(opts.log)}`,
-        `if command -v setsid >/dev/null 2>&1; then detach=setsid; else detach=nohup; fi`,
-        `$detach sh -c 'echo $$ > "$1"; exec sh -c "$2"' sovereign ${pidFile} ${q(script)} </dev/null >>${q(opts.log)} 2>&1 &`,
+        detachScript(script, opts),
         `i=0; while [ ! -s ${pidFile} ] && [ $i -lt ${PID_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done`,
         `cat ${pidFile}`,
       ].join('\n'));
@@ -146,6 +140,20 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
     close: () => transport.close(),
   };
   return session;
+}
+
+/**
+ * Shell that starts `script` detached, from the current directory: setsid + every fd redirected, so nothing
+ * ties the process to the adb/ssh channel (or the boot script) and it outlives it. The child writes its own
+ * pid (then execs the script), so the pid is right whatever setsid does about forking. Also used by boot.sh.
+ */
+export function detachScript(script: string, opts: { log: string; pidFile: string }): string {
+  const pidFile = q(opts.pidFile);
+  return [
+    `rm -f ${pidFile}`,
+    `if command -v setsid >/dev/null 2>&1; then detach=setsid; else detach=nohup; fi`,
+    `$detach sh -c 'echo $$ > "$1"; exec sh -c "$2"' sovereign ${pidFile} ${q(script)} </dev/null >>${q(opts.log)} 2>&1 &`,
+  ].join('\n');
 }
 
 /** Hidden, unique, and in the target's own directory, so the final rename stays on one filesystem. */

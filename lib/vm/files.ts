@@ -14,6 +14,22 @@ export const VM_FILES = {
   monitor: 'vm.monitor',
   /** The deploy output hash the running VM was started with. */
   deployed: 'deployed',
+  /** The console of the VM's previous run (the supervisor keeps one, for why it died). */
+  prevLog: 'console.prev.log',
+  /** The supervisor (supervise.sh, the VM process's parent): its pid, its log of starts and exits, its state for `status`. */
+  supervisorPid: 'supervisor.pid',
+  supervisorLog: 'supervisor.log',
+  supervisorState: 'supervisor.state',
 } as const;
+
+/** Files in the device root `<root>/`, shared by every VM of the device. */
+export const DEVICE_FILES = {
+  /** The supervisor every VM runs under. */
+  supervisor: 'supervise.sh',
+  /** Starts the deployed VMs in dependsOn order; run by the boot hook `autostart --enable` installs. */
+  boot: 'boot.sh',
+} as const;
+
+export type DeviceFile = keyof typeof DEVICE_FILES;
 
 export type VmFile = keyof typeof VM_FILES;

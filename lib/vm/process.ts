@@ -1,22 +1,27 @@
 // The VM process on its device: the files of a service's device dir, its pid (checked to really be this VM), and stopping it.
+import { posix } from 'node:path';
 import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
 import { Cancelled, UserError } from '../error.ts';
 import { tapName } from './network.ts';
-import { VM_FILES, type VmFile } from './files.ts';
+import { vmControl } from './start-script.ts';
+import { DEVICE_FILES, VM_FILES, type DeviceFile, type VmFile } from './files.ts';
 
-export { VM_FILES, type VmFile };
+export { DEVICE_FILES, VM_FILES, type DeviceFile, type VmFile };
 
 
 /** Absolute device path of one of a service's files. */
 export const vmPath = (session: DeviceSession, service: string, file: VmFile) => `${session.serviceDir(service)}/${VM_FILES[file]}`;
+
+/** Absolute device path of one of the device root's shared files (`<root>/`, the parent of `vm/`). */
+export const devicePath = (session: DeviceSession, file: DeviceFile) => posix.join(session.serviceDir('_'), '..', '..', DEVICE_FILES[file]);
 
 /**
  * Shell function `vm_alive PID`: true while PID runs *in this directory*. A pid file can outlive its VM and
  * the pid be reused by anything; the process's cwd (start.sh runs in the service dir and execs the
  * hypervisor) tells this VM apart from another service's and from an unrelated process. Zombies have no cwd.
  */
-const ALIVE_FN = `vm_alive() { [ "$(readlink /proc/$1/cwd 2>/dev/null)" = "$(pwd -P)" ]; }
+export const ALIVE_FN = `vm_alive() { [ "$(readlink /proc/$1/cwd 2>/dev/null)" = "$(pwd -P)" ]; }
 vm_pid() { p=$(cat ${VM_FILES.pid} 2>/dev/null) || return 1; case $p in ''|*[!0-9]*) return 1 ;; esac; vm_alive "$p" && echo "$p"; }`;
 
 /** Runs `body` in the service's device dir with the helpers above; a missing dir prints nothing. */
@@ -44,7 +49,7 @@ export interface StopOptions {
 export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'stopped' | 'killed'; pid: number };
 
 /**
- * First asks the guest to shut down (its init stops the service and syncs; qemu exits), then TERM, then
+ * Stops the VM's supervisor first (so nothing restarts the VM), then asks the guest to shut down (its init stops the service and syncs; qemu exits), then TERM, then
  * KILL after the grace period, all in one device round trip (adb/ssh latency stays out of the loop). Idempotent: a VM that is not running is "not running". Removes vm.pid and vm.sock, keeps console.log.
  * On crosvm devices it deletes this VM's TAP and nothing else: the bridge and NAT rules serve every VM.
  */
@@ -52,19 +57,33 @@ export async function stopVm(session: DeviceSession, service: string, opts: Stop
   if (opts.signal?.aborted) throw new Cancelled();
   const ticks = Math.max(1, Math.round((opts.graceSeconds ?? 10) * 5));
   const shutdownTicks = Math.max(0, Math.round((opts.shutdownSeconds ?? 30) * 5));
+  const control = vmControl(session.device.hypervisor);
   const tapCleanup = session.device.hypervisor === 'crosvm' ? `ip link del ${shQuote(tapName(service))} 2>/dev/null || true` : '';
-  const script = `pid=$(vm_pid) || pid=
+  // The supervisor goes first, so it does not restart the VM this stops (it leaves the VM running on TERM).
+  const script = `sup=$(cat ${VM_FILES.supervisorPid} 2>/dev/null) || sup=
+case $sup in ''|*[!0-9]*) sup= ;; esac
+if [ -n "$sup" ] && vm_alive "$sup"; then
+  kill -TERM "$sup" 2>/dev/null || true
+  i=0
+  while vm_alive "$sup" && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  vm_alive "$sup" && kill -KILL "$sup" 2>/dev/null
+fi
+rm -f ${VM_FILES.supervisorPid}
+pid=$(vm_pid) || pid=
 state=none
 if [ -n "$pid" ]; then
   state=stopped
-  # A clean shutdown first: ctrl-alt-delete makes the guest kernel send SIGINT to init. The write is bounded:
-  # a FIFO without its reader would block forever.
-  if [ ${shutdownTicks} -gt 0 ] && [ -p ${VM_FILES.monitor}.in ] && timeout 2 sh -c 'echo "sendkey ctrl-alt-delete" > ${VM_FILES.monitor}.in' 2>/dev/null; then
+  # A clean shutdown first, through the hypervisor's control channel.
+  if [ ${shutdownTicks} -gt 0 ] && { ${control.shutdown}; }; then
     i=0
     while vm_alive "$pid" && [ $i -lt ${shutdownTicks} ]; do sleep 0.2; i=$((i+1)); done
     vm_alive "$pid" || state=shutdown
   fi
-  if vm_alive "$pid"; then
+${control.exit ? `  if vm_alive "$pid" && { ${control.exit}; }; then
+    i=0
+    while vm_alive "$pid" && [ $i -lt 25 ]; do sleep 0.2; i=$((i+1)); done
+  fi
+` : ''}  if vm_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     i=0
     while vm_alive "$pid" && [ $i -lt ${ticks} ]; do sleep 0.2; i=$((i+1)); done
@@ -93,4 +112,9 @@ echo "$state $pid"`;
 export async function consoleTail(session: DeviceSession, service: string, lines: number, signal?: AbortSignal): Promise<string> {
   const { stdout } = await inDir(session, service, `[ -f ${VM_FILES.log} ] && tail -n ${Math.max(1, Math.floor(lines))} ${VM_FILES.log} || true`, { signal });
   return stdout;
+}
+
+/** Whether the ready marker is in the running VM's console.log (the supervisor moves an earlier run's console aside). */
+export async function readyInLog(session: DeviceSession, service: string, marker: string, signal?: AbortSignal): Promise<boolean> {
+  return (await session.run(`grep -qF -- ${shQuote(marker)} ${shQuote(vmPath(session, service, 'log'))}`, { nothrow: true, signal })).code === 0;
 }

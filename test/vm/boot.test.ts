@@ -81,7 +81,7 @@ test('start boots the VM to its ready marker, then is up to date for the same de
   const pid = (await runningPid(session, 'tiny'))!;
   started.push(pid);
   assert.ok(alive(pid));
-  assert.ok(r.lines.some((l) => /^booting Tiny \(pid \d+, qemu\/tcg\)$/.test(l)), r.lines.slice(0, 3).join('\n'));
+  assert.ok(r.lines.some((l) => /^booting Tiny \(pid \d+, qemu\/tcg, supervisor pid \d+\)$/.test(l)), r.lines.slice(0, 3).join('\n'));
   assert.ok(r.lines.includes('| TINY READY'));
   assert.ok(r.lines.includes('| tiny: /data mounted from /dev/nvme1n1 (1 boots)'), 'data disk is the second nvme');
   assert.ok(r.lines.includes('| tiny: secrets disk readable'), 'secrets disk is the third nvme');
@@ -95,7 +95,8 @@ test('start boots the VM to its ready marker, then is up to date for the same de
 test('test passes on a running VM; a forwarded port nobody serves in the guest fails', async () => {
   const ok = run({ ports: [8080] });
   await testStep.run!(ok.ctx);
-  assert.equal(ok.lines.slice(0, 3).map((l) => l.replace(/ \(.*\)/, '')), ['1. VM process running: ✓ PASS', '2. ready marker "TINY READY" in console.log: ✓ PASS', '3. port 8080 answers: ✓ PASS']);
+  assert.match(ok.lines[0], /^device dev \(local .*\): connected, kernel \S+, (root|not root \(uid \d+\))$/);
+  assert.equal(ok.lines.slice(1, 4).map((l) => l.replace(/ \(.*\)/, '')), ['1. VM process running: ✓ PASS', '2. ready marker "TINY READY" in console.log: ✓ PASS', '3. port 8080 answers: ✓ PASS']);
   assert.is(ok.lines[ok.lines.length - 1], '=== ALL TESTS PASSED ===');
   const bad = run();
   const e = await fails(testStep.run!(bad.ctx));
@@ -116,7 +117,8 @@ test('test checks the web UI status through the port forward: an expected status
 test('status and logs print through ctx.log', async () => {
   const s = run();
   await status.run!(s.ctx);
-  assert.match(s.lines[0], /^Tiny: running \(pid \d+, deployed set set-1\)$/);
+  assert.match(s.lines[0], /^Tiny: running, ready \(pid \d+, deployed set set-1\)$/, 'the device line came with test, once per session');
+  assert.match(s.lines[1], /^  supervisor pid \d+ \(running\), 0 restarts$/);
   const l = run();
   await logs.run!(l.ctx);
   assert.ok(l.lines.includes('TINY READY'));

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, type Config } from '../../lib/config.ts';
 import { exec } from '../../lib/exec.ts';
-import { hostPort, kernelCmdline, renderStartScript, startCommand, startScriptParams, type StartScriptParams } from '../../lib/vm/start-script.ts';
+import { hostPort, kernelCmdline, renderStartScript, startEnv, startScriptParams, type StartScriptParams } from '../../lib/vm/start-script.ts';
 import { startScript as step } from '../../tasks/start-script.ts';
 
 const SECRET_VALUES = ['hunter2-pg-Secret', 's3cr3t token with spaces'];
@@ -55,7 +55,7 @@ test('qemu: valid sh; nvme disks in order; ports forwarded on loopback only; acc
   assert.not.match(s, /hostfwd=tcp::|hostfwd=tcp:0.0.0.0/);
   assert.is(hostPort(params('forge', 'local'), 22, {}), 20201);
   assert.is(hostPort(params('forge', 'local'), 22, { SOVEREIGN_PORT_FORGE_22: '2222' }), 2222);
-  assert.is(startCommand(params('forge', 'local'), 'tcg', { SOVEREIGN_PORT_FORGE_22: '2222', SOVEREIGN_PORT_FORGE_443: 'x; rm -rf /' }), 'SOVEREIGN_ACCEL=tcg SOVEREIGN_PORT_FORGE_22=2222 exec sh start.sh');
+  assert.equal(startEnv(params('forge', 'local'), 'tcg', { SOVEREIGN_PORT_FORGE_22: '2222', SOVEREIGN_PORT_FORGE_443: 'x; rm -rf /', SOVEREIGN_RESTART_LIMIT: '3' }), ['SOVEREIGN_ACCEL=tcg', 'SOVEREIGN_PORT_FORGE_22=2222', 'SOVEREIGN_RESTART_LIMIT=3']);
   assert.match(renderStartScript(params('sql', 'box')), /exec qemu-system-aarch64 "\$@"/);
   assert.match(kernelCmdline(params('sql', 'box')), /console=ttyAMA0/);
 });

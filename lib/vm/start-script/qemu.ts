@@ -4,6 +4,16 @@ import { VM_FILES } from '../files.ts';
 import { qemuNetwork } from '../network.ts';
 import { header, kernelCmdline, type StartScriptParams } from './params.ts';
 
+/**
+ * What stop runs (with $pid the VM's) to ask the guest to shut down: ctrl-alt-delete through the monitor
+ * FIFO makes the guest kernel send SIGINT to init. The write is bounded: a FIFO without its reader blocks forever.
+ * (The arm virt machine has no keyboard and no FIFO: its stop goes on to TERM.)
+ */
+export const qemuControl = {
+  shutdown: `[ -p ${VM_FILES.monitor}.in ] && timeout 2 sh -c 'echo "sendkey ctrl-alt-delete" > ${VM_FILES.monitor}.in' 2>/dev/null`,
+  exit: undefined,
+};
+
 export function renderQemu(p: StartScriptParams): string {
   const arm = p.arch === 'aarch64';
   const nvme = (file: string, id: string, extra = '') =>
