@@ -1,7 +1,7 @@
 // One run: targets -> graph -> lock -> scheduler driving the rebuilder over the store; state saved at the end.
-import { promises as fs, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config, Device } from './config.ts';
 import type { DeviceSession } from './device/device.ts';
 import { type ExitKind, UserError } from './error.ts';
@@ -10,6 +10,7 @@ import { buildGraph, parseTargets, type Steps, type TaskGraph, topoOrder } from 
 import { StatCache } from './hash.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { acquireLock } from './lock.ts';
+import { sweep } from './sweep.ts';
 import { type EngineState, Rebuilder, tmpRoot } from './rebuilder.ts';
 import type { KeyParts } from './key.ts';
 import { schedule } from './scheduler.ts';
@@ -85,7 +86,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     req.emit(e);
   };
   try {
-    if (lock) await sweep(req.root); // leftovers of a killed run
+    if (lock) await sweep(req.root, tmpRoot(req.root), resolve(req.root, req.config.cache.dir)); // leftovers of a killed run
     const state = loadState(req.root);
     const stat = new StatCache(join(stateDir(req.root), 'stat-cache.json'));
     const warned = new Set<string>();
@@ -128,16 +129,5 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
   } finally {
     if (session) await session.then((s) => s.close(), () => undefined);
     await lock?.release();
-  }
-}
-
-/** Removes what a killed run left half-written: the temp folder and restore temp files beside outputs. */
-async function sweep(root: string): Promise<void> {
-  await fs.rm(tmpRoot(root), { recursive: true, force: true });
-  const out = join(root, '.sovereign', 'out');
-  for (const svc of await fs.readdir(out).catch(() => [] as string[])) {
-    for (const name of await fs.readdir(join(out, svc)).catch(() => [] as string[])) {
-      if (name.startsWith('.') && name.endsWith('.tmp')) await fs.rm(join(out, svc, name), { force: true });
-    }
   }
 }

@@ -1,0 +1,49 @@
+// Leftovers of a killed run, removed at the start of the next one (under the repo lock, so none of them is in use).
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TMP_SUFFIX } from './fsutil.ts';
+
+/** System temp folders older than this whose owner cannot be told (no pid in the name) are taken for debris. */
+const STALE_MS = 24 * 3600_000;
+
+export async function sweep(root: string, tmpRoot: string, cacheDir: string): Promise<void> {
+  await fs.rm(tmpRoot, { recursive: true, force: true });
+  const sov = join(root, '.sovereign');
+  // Temp files beside their destination (.env in the repo root, outputs, records, blobs, state).
+  await sweepTemps(root);
+  for (const dir of [join(sov, 'state'), join(cacheDir, 'records')]) await sweepTemps(dir);
+  for (const parent of [join(sov, 'out'), join(cacheDir, 'blobs')]) {
+    for (const sub of await list(parent)) await sweepTemps(join(parent, sub));
+  }
+  // Upload staging (a whole gzip copy of a blob), import and export staging.
+  await fs.rm(join(cacheDir, 'tmp'), { recursive: true, force: true });
+  await sweepSystemTemp();
+}
+
+async function sweepTemps(dir: string): Promise<void> {
+  for (const name of await list(dir)) {
+    // `.tmp`: the names of older versions (`.<random>.tmp`).
+    if (name.startsWith('.') && (name.endsWith(TMP_SUFFIX) || /^\.[0-9a-f]{12}\.tmp$/.test(name))) await fs.rm(join(dir, name), { force: true });
+  }
+}
+
+/** sovereign-kernel-<pid>-* of dead processes; sov-sparse-* and sov-ssh-* (no pid) once a day old. Only our own. */
+async function sweepSystemTemp(): Promise<void> {
+  const dir = tmpdir();
+  for (const name of await list(dir)) {
+    const pid = /^sovereign-kernel-(\d+)-/.exec(name)?.[1];
+    const path = join(dir, name);
+    if (pid === undefined && !/^sov-(sparse|ssh)-/.test(name)) continue;
+    const st = await fs.lstat(path).catch(() => undefined);
+    if (!st?.isDirectory() || st.uid !== process.getuid?.()) continue;
+    const dead = pid !== undefined ? !alive(Number(pid)) : Date.now() - st.mtimeMs > STALE_MS;
+    if (dead) await fs.rm(path, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+const list = (dir: string) => fs.readdir(dir).catch(() => [] as string[]);
