@@ -88,6 +88,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
   try {
     if (lock) await sweep(req.root, tmpRoot(req.root), resolve(req.root, req.config.cache.dir)); // leftovers of a killed run
     const state = loadState(req.root);
+    const toolsBefore = JSON.stringify(state.toolMemo);
     const stat = new StatCache(join(stateDir(req.root), 'stat-cache.json'));
     const warned = new Set<string>();
     const store = await openStore(req.config, req.root, {
@@ -119,8 +120,10 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       onBlocked: (id, by, cause) => emit({ type: 'blocked', task: id, by, cause }),
     });
     if (!req.dryRun) {
-      await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));
+      // Megabytes at thousands of tasks: written only when something changed.
+      if (rebuilder.stateChanged || JSON.stringify(state.toolMemo) !== toolsBefore) await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));
       await stat.save();
+      await store.flush?.();
     }
     const interrupted = req.signal.aborted;
     const ok = result.failed.length === 0 && result.blocked.length === 0 && !interrupted && result.cancelled.length === 0;

@@ -1,5 +1,4 @@
-// The task graph: targets parsed, tasks expanded from step definitions into a @dagrejs/graphlib graph, cycles reported.
-import { Graph, alg } from '@dagrejs/graphlib';
+// The task graph: targets parsed, tasks expanded from step definitions, cycles reported.
 import type { Config, Device, Service } from './config.ts';
 import { didYouMean } from './config.ts';
 import { err, ok, type Result, UserError } from './error.ts';
@@ -18,7 +17,7 @@ export interface TaskNode {
 }
 
 export interface TaskGraph {
-  graph: Graph;
+  /** Every task, each inserted after its dependencies (so this order is a topological one). */
   nodes: Map<string, TaskNode>;
   /** The requested tasks, in order. */
   roots: string[];
@@ -46,7 +45,6 @@ export function parseTargets(targets: string[], config: Config, steps: Steps): R
 
 /** Expands `roots` into the graph of every task they need. Unknown dependencies and cycles are user errors. */
 export function buildGraph(roots: string[], config: Config, device: Device, steps: Steps): Result<TaskGraph> {
-  const graph = new Graph({ directed: true });
   const nodes = new Map<string, TaskNode>();
   const visiting: string[] = [];
   const visit = (id: string, from?: string): UserError | undefined => {
@@ -67,20 +65,19 @@ export function buildGraph(roots: string[], config: Config, device: Device, step
     }
     visiting.pop();
     nodes.set(id, { id, service, step, ctx, deps, alias });
-    graph.setNode(id);
-    for (const d of deps) graph.setEdge(id, d);
     return undefined;
   };
   for (const r of roots) {
     const e = visit(r);
     if (e) return err(e);
   }
-  return ok({ graph, nodes, roots });
+  return ok({ nodes, roots });
 }
 
 /** Tasks in an order where every task comes after its dependencies. */
 export function topoOrder(g: TaskGraph): string[] {
-  return alg.topsort(g.graph).reverse();
+  // Depth-first insertion already put every dependency first: no sort needed (it cost seconds at 45,000 tasks).
+  return [...g.nodes.keys()];
 }
 
 export function toDot(g: TaskGraph): string {

@@ -1,6 +1,6 @@
 // Content hashing: sha256 of files (with a stat cache so unchanged large files are not re-read), folders and canonical JSON.
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs, readFileSync, type BigIntStats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fs, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
 import { dataExtents, type Extents } from './extents.ts';
@@ -13,9 +13,29 @@ export const sha256 = (data: string | Buffer) => createHash('sha256').update(dat
 
 /** JSON with object keys sorted at every level, so equal values hash equally. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
-  );
+  // Written out rather than a JSON.stringify replacer (which copies every object): keys are hashed per task, and
+  // the output is byte-for-byte what that replacer gave, so existing keys stay valid.
+  return canon(value, '') ?? (undefined as unknown as string);
+}
+
+/** An array-index-like key, which JavaScript objects always list first. */
+const isIndex = (k: string) => { const n = Number(k); return Number.isInteger(n) && n >= 0 && n < 4294967295 && String(n) === k; };
+
+function canon(v: unknown, key: string): string | undefined {
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(k: string): unknown }).toJSON(key);
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map((x, i) => canon(x, String(i)) ?? 'null').join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const parts: string[] = [];
+  // As an object rebuilt from sorted keys would list them: integer-like keys first, in numeric order.
+  const keys = Object.keys(o);
+  let ints = 0;
+  while (ints < keys.length && isIndex(keys[ints])) ints++;
+  for (const k of ints ? [...keys.slice(0, ints), ...keys.slice(ints).sort()] : keys.sort()) {
+    const s = canon(o[k], k);
+    if (s !== undefined) parts.push(`${JSON.stringify(k)}:${s}`);
+  }
+  return `{${parts.join(',')}}`;
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -38,8 +58,11 @@ export class StatCache {
   /** sha256 of `path`, or undefined when it does not exist. */
   async hashFile(path: string, progress?: Progress): Promise<string | undefined> {
     const startedMs = Date.now();
-    let st: BigIntStats;
-    try { st = await fs.stat(path, { bigint: true }); } catch { return undefined; }
+    // Synchronous: a stat is microseconds, while an async one costs a thread-pool round trip (a no-op run does
+    // tens of thousands of these).
+    let st: BigIntStats | undefined;
+    try { st = statSync(path, { bigint: true, throwIfNoEntry: false }); } catch { /* unreadable: treated as absent */ }
+    if (!st) return undefined;
     const id: StatEntry = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), ''];
     const known = this.entries[path];
     if (known && known[0] === id[0] && known[1] === id[1] && known[2] === id[2] && known[3] === id[3]) return known[4];
@@ -56,7 +79,7 @@ export class StatCache {
 
   /** Records a hash we computed while writing the file (saves reading it back). */
   async remember(path: string, digest: string): Promise<void> {
-    const st = await fs.stat(path, { bigint: true });
+    const st = statSync(path, { bigint: true });
     this.entries[path] = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), digest];
     this.dirty = true;
   }
@@ -125,7 +148,8 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
   // With `!` exceptions, a file inside an ignored folder can still be sent to the builder: look inside.
   let exceptions = false;
   if (ignoreFile) {
-    const text = await fs.readFile(join(dir, ignoreFile), 'utf8').catch(() => undefined);
+    let text: string | undefined;
+    try { text = readFileSync(join(dir, ignoreFile), 'utf8'); } catch { /* no ignore file */ }
     if (text !== undefined) {
       const ig = dockerignore({ ignorecase: false }).add(text);
       ignored = (rel) => ig.ignores(rel);
@@ -133,19 +157,20 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
     }
   }
   const lines: string[] = [];
+  // Synchronous listing and lstat: build contexts are small, and a no-op run hashes one per service.
   const walk = async (abs: string) => {
-    const names = (await fs.readdir(abs)).sort();
+    const names = readdirSync(abs).sort();
     for (const name of names) {
       const p = join(abs, name);
       const rel = relative(dir, p).split(sep).join('/');
       const skip = ignored?.(rel) ?? false;
-      const st = await fs.lstat(p);
+      const st = lstatSync(p);
       if (st.isDirectory()) {
         if (skip && !exceptions) continue;
         if (!skip) lines.push(`d ${rel}`);
         await walk(p);
       } else if (skip) continue;
-      else if (st.isSymbolicLink()) lines.push(`l ${rel} ${await fs.readlink(p)}`);
+      else if (st.isSymbolicLink()) lines.push(`l ${rel} ${readlinkSync(p)}`);
       else if (st.isFile()) lines.push(`f ${rel} ${st.mode & 0o111 ? 'x' : '-'} ${await cache.hashFile(p)}`);
     }
   };

@@ -385,7 +385,14 @@ export class Rebuilder {
     done('ran', ret && ret.note ? `${reason}; ${ret.note}` : reason, { bytes: ret ? ret.bytes : undefined });
   }
 
+  /** True once this run changed what is remembered between runs (a no-op run leaves the state file unwritten). */
+  stateChanged = false;
+
   private remember(node: TaskNode, key: string, parts: KeyParts, outputHash: string) {
+    const before = this.o.state.tasks[node.id];
+    // The key is the hash of its parts: same key, same parts.
+    if (before?.key === key && before.outputHash === outputHash) return;
+    this.stateChanged = true;
     this.o.state.tasks[node.id] = { key, parts, outputHash };
   }
 

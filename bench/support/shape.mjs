@@ -13,6 +13,13 @@ const first = (ctx) => {
   return firstOf.get(ctx.config);
 };
 const manifest = (ctx) => join(ctx.root, '.sovereign', 'bench-device', ctx.service.name, 'manifest.json');
+// Read once per service and run, as the real device session does (lib/device/session.ts).
+const manifests = new Map();
+const readManifest = async (ctx) => {
+  const file = manifest(ctx);
+  if (!manifests.has(file)) manifests.set(file, fs.readFile(file, 'utf8').then(JSON.parse, () => ({})));
+  return manifests.get(file);
+};
 
 function pushStep(file, depStep) {
   const depOf = (ctx) => (depStep === 'kernel' && ctx.service.kernel.from ? `${ctx.service.kernel.from}:kernel` : `${ctx.service.name}:${depStep}`);
@@ -20,11 +27,11 @@ function pushStep(file, depStep) {
     name: `push-${depStep}`, kind: 'effect', version: 1, summary: 'push', usesDevice: true,
     deps: (ctx) => [depOf(ctx)],
     async check(ctx) {
-      const m = JSON.parse(await fs.readFile(manifest(ctx), 'utf8').catch(() => '{}'));
+      const m = await readManifest(ctx);
       return m[file] === ctx.dep(depOf(ctx)).outputHash ? true : 'not on the device';
     },
     async run(ctx) {
-      const m = JSON.parse(await fs.readFile(manifest(ctx), 'utf8').catch(() => '{}'));
+      const m = await readManifest(ctx);
       m[file] = ctx.dep(depOf(ctx)).outputHash;
       await fs.mkdir(join(manifest(ctx), '..'), { recursive: true });
       await fs.writeFile(manifest(ctx), JSON.stringify(m));

@@ -9,6 +9,7 @@ import { renameDurable, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
 import { parseRecord } from './record.ts';
 import { UserError } from '../error.ts';
+import { RecordIndex, recordIndexFile } from './record-index.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
 /** The local store of a repo: `cache.dir` relative to the repo root, or absolute. */
@@ -23,7 +24,21 @@ export class LocalStore implements Store {
   recordPath = (key: string) => join(this.dir, 'records', `${key}.json`);
   blobPath = (sha: string) => join(this.dir, 'blobs', sha.slice(0, 2), sha);
 
+  private recordIndex?: RecordIndex;
+  /** Loaded on first lookup, so commands that never read a record never read the index. */
+  private get index(): RecordIndex {
+    return (this.recordIndex ??= new RecordIndex(recordIndexFile(this.dir), join(this.dir, 'records')));
+  }
+
   async getRecord(key: string): Promise<CacheRecord | undefined> {
+    const indexed = this.index.get(key);
+    if (indexed) return indexed;
+    const rec = await this.readRecord(key);
+    if (rec) this.index.note(rec);
+    return rec;
+  }
+
+  private async readRecord(key: string): Promise<CacheRecord | undefined> {
     try {
       return parseRecord(JSON.parse(await fs.readFile(this.recordPath(key), 'utf8')), key);
     } catch {
@@ -33,7 +48,13 @@ export class LocalStore implements Store {
 
   async putRecord(record: CacheRecord): Promise<boolean> {
     await writeFileAtomic(this.recordPath(record.key), JSON.stringify(record, null, 1));
+    this.index.note(record);
     return true;
+  }
+
+  /** Saves the record index for the next run (at the end of a run, when no record is being written). */
+  async flush(): Promise<void> {
+    await this.recordIndex?.save();
   }
 
   async hasBlob(sha: string): Promise<boolean> {
@@ -77,6 +98,7 @@ export class LocalStore implements Store {
 
   async evict(key: string): Promise<void> {
     await fs.rm(this.recordPath(key), { force: true });
+    this.recordIndex?.forget(key);
   }
 
   /**
@@ -125,8 +147,12 @@ export class LocalStore implements Store {
   /** Removes least recently used records and unreferenced blobs until the store is under `maxBytes`. */
   async gc(maxBytes: number): Promise<{ removedRecords: number; freedBytes: number; sizeBytes: number }> {
     const records = await this.listRecords(true);
-    // Last use: atime where the file system keeps it (relatime), else when it was written.
-    const used = await Promise.all(records.map(async (r) => { const st = await fs.stat(this.recordPath(r.key)); return { r, t: Math.max(st.atimeMs, st.mtimeMs) }; }));
+    // Last use: atime where the file system keeps it (relatime), when it was written, or when the record index last
+    // answered for it (then the file is not read).
+    const used = await Promise.all(records.map(async (r) => {
+      const st = await fs.stat(this.recordPath(r.key));
+      return { r, t: Math.max(st.atimeMs, st.mtimeMs, this.index.lastUsed(r.key) ?? 0) };
+    }));
     used.sort((a, b) => b.t - a.t); // newest first
     const keep = new Set<string>();
     let size = 0;

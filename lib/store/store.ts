@@ -46,4 +46,6 @@ export interface Store {
   putBlob(sha256: string, path: string, progress?: TransferProgress): Promise<boolean>;
   /** Forgets a record whose blobs turned out corrupt. */
   evict?(key: string): Promise<void>;
+  /** Persists what speeds up the next run (the local record index); called once at the end of a run. */
+  flush?(): Promise<void>;
 }

@@ -62,6 +62,10 @@ export class TieredStore implements Store {
     await this.local.evict(key);
   }
 
+  async flush(): Promise<void> {
+    await this.local.flush();
+  }
+
   private async ask<T>(call: (remote: Store) => Promise<T>, miss: T): Promise<T> {
     if (!this.remote || !this.remoteOk) return miss;
     try {
