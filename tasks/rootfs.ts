@@ -14,7 +14,8 @@ export const INIT_LIB = 'vm/common/init-lib.sh';
 export const step: Step = {
   name: 'rootfs',
   kind: 'artifact',
-  version: 2,
+  // 3: build state (logs, caches, machine ids, install-time keys) dropped and account dates fixed (build-state.ts).
+  version: 3,
   summary: 'ext4 rootfs.img with init, device nodes, owners and fixed times',
   // The service's own kernel task (an alias of sql:kernel for a shared kernel): its modules.tar goes into the rootfs.
   deps: ({ service }) => [`${service.name}:image`, `${service.name}:kernel`],

@@ -6,6 +6,7 @@ import * as tar from 'tar';
 import { exec } from '../exec.ts';
 import { Cancelled, UserError } from '../error.ts';
 import { dfsQuote, e2fsEnv, runDebugfs, seededUuid, sparseFile } from './ext4.ts';
+import { isBuildState, linksToBuildState, normaliseStaged } from './build-state.ts';
 
 /** Every inode's times. A fixed date, not the build's, so the same tar gives the same bytes. */
 export const ROOTFS_EPOCH = 946_684_800; // 2000-01-01T00:00:00Z
@@ -50,6 +51,7 @@ export async function buildRootfs(o: RootfsOptions): Promise<void> {
   try {
     step(0, 'extracting image');
     const { meta, devices } = await extract(o.tar, root);
+    await normaliseStaged(root, ROOTFS_EPOCH);
     step(1, 'installing init');
     await installInit(root, o, meta);
     if (o.modulesTar) await installModules(root, o.modulesTar, meta);
@@ -90,6 +92,10 @@ async function extract(tarFile: string, root: string): Promise<{ meta: Map<strin
       const e = entry as tar.ReadEntry;
       const path = clean(p);
       if (path === undefined || DROP.has(path)) return false;
+      // Logs, caches, machine ids and install-time keys: they record the build, not the recipe (build-state.ts).
+      if (isBuildState(path, e.type === 'File' || e.type === 'OldFile' || e.type === 'Link')) return false;
+      if (e.type === 'SymbolicLink' && linksToBuildState(path, e.linkpath ?? '')) return false;
+      if (e.type === 'Link' && isBuildState(clean(e.linkpath ?? '') ?? '', true)) return false;
       const m = { uid: e.uid ?? 0, gid: e.gid ?? 0, perm: (e.mode ?? 0o644) & 0o7777 };
       const type = e.type === 'CharacterDevice' ? 'c' : e.type === 'BlockDevice' ? 'b' : e.type === 'FIFO' ? 'p' : undefined;
       if (type) { devices.push({ ...m, path, type, major: e.header.devmaj ?? 0, minor: e.header.devmin ?? 0 }); return false; }
