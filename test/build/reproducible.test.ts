@@ -8,7 +8,7 @@ import { createReadStream, mkdirSync, mkdtempSync, promises as fs, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../lib/exec.ts';
-import { bin, repo } from '../support/cli.ts';
+import { repo } from '../support/cli.ts';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
 
 const MIN = 60_000;
@@ -21,17 +21,18 @@ const sha256 = (file: string) => new Promise<string>((resolve, reject) => {
   createReadStream(file).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
 });
 
-/** A clean clone of this repo's committed tree (node_modules/sovereign is the engine under test) building sql:rootfs. */
+/** A clean clone of this repo's committed tree, bundled (its own dist/) and building sql:rootfs with its own CLI. */
 async function cleanBuild(name: string, umask: string): Promise<string> {
   const dockerd = await startDockerd();
   daemons.push(dockerd);
   const root = join(work, name);
   const inUmask = ['-c', 'umask "$1"; shift; exec "$@"', 'sh', umask];
   await exec('sh', [...inUmask, 'git', 'clone', '-q', '--no-hardlinks', repo, root]);
-  mkdirSync(join(root, 'node_modules'));
-  symlinkSync(repo, join(root, 'node_modules', 'sovereign'));
+  // The installed dependencies are shared (no registry in tests); the engine is bundled from the clone's source.
+  symlinkSync(join(repo, 'node_modules'), join(root, 'node_modules'));
+  await exec(process.execPath, ['scripts/build.mjs'], { cwd: root });
   const started = Date.now();
-  const r = await exec('sh', [...inUmask, process.execPath, bin, 'run', 'sql:rootfs'], {
+  const r = await exec('sh', [...inUmask, process.execPath, join(root, 'bin', 'sovereign.js'), 'run', 'sql:rootfs'], {
     cwd: root, env: { ...process.env, DOCKER_HOST: dockerd.host, NO_COLOR: '1' }, nothrow: true, signal: AbortSignal.timeout(30 * MIN),
   });
   assert.is(r.code, 0, `clone ${name}: sovereign run sql:rootfs exited ${r.code}\n${(r.stdout + r.stderr).trim().split('\n').slice(-30).join('\n')}`);
