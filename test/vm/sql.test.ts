@@ -120,6 +120,20 @@ test('`sql:test` fails when the login fails (a wrong password in .env)', async (
   }
 });
 
+test('`forge:test` checks forge\'s own database login against the real sql VM (forge itself is not running here)', async () => {
+  const r = await sovereign(['run', 'forge:test'], { cwd: root, env, signal: AbortSignal.timeout(3 * MIN) });
+  assert.match(r.stdout + r.stderr, /database login as forgejo to sql\/forgejo runs SELECT 1: ✓ PASS/, tail(r.stdout + r.stderr, 20));
+  const envFile = join(root, '.env');
+  const good = await fs.readFile(envFile, 'utf8');
+  await fs.writeFile(envFile, good.replace(/^POSTGRES_FORGEJO_PASSWORD=.*$/m, 'POSTGRES_FORGEJO_PASSWORD=not-the-password'), { mode: 0o600 });
+  try {
+    const bad = await sovereign(['run', 'forge:test'], { cwd: root, env, signal: AbortSignal.timeout(3 * MIN) });
+    assert.match(bad.stdout + bad.stderr, /database login as forgejo to sql\/forgejo runs SELECT 1: ✗ FAIL \(.*password authentication failed/, tail(bad.stdout + bad.stderr, 20));
+  } finally {
+    await fs.writeFile(envFile, good, { mode: 0o600 });
+  }
+});
+
 test('warm `sql:start`: nothing runs, 0 bytes pushed', async () => {
   const pid = vmPid();
   const r = await run(['sql:start'], 3 * MIN, ['--json']);
