@@ -14,7 +14,8 @@ packages=(
   systemd                        # systemd-analyze verify checks the autostart unit for ssh boxes (not started)
   postgresql-client              # psql: sql:test logs in and runs a query on the local device
   iproute2 iptables              # network namespaces; the crosvm network test runs its rules in one
-  curl ca-certificates
+  docker-registry                # the tests' stand-in for upstream registries (codeberg.org, Docker Hub), on loopback
+  curl ca-certificates           # curl also runs test's web UI checks (busybox wget when a device lacks it)
 )
 # As root it just runs (a minimal Debian has no sudo); as another user it asks sudo for root.
 if [ "$(id -u)" != 0 ]; then
