@@ -71,20 +71,22 @@ export async function sshTransport(device: Device, root: string): Promise<Transp
 }
 
 /** Client options, ending with `-- host`. Host-key policy comes from the device entry, never silently off. */
-function sshArgs(device: Device, root: string, controlPath: string): string[] {
+export function sshArgs(device: Device, root: string, controlPath: string): string[] {
   const o = (opt: string) => ['-o', opt];
+  // ssh splits an -o value at spaces unless quoted, and expands %-tokens in these paths: quote, and %% for a literal %.
+  const quoted = (p: string) => `"${p.replace(/%/g, '%%')}"`;
   const path = (p: string) => resolve(root, p.replace(/^~(?=\/|$)/, homedir()));
   return [
     '-T',
     ...o('BatchMode=yes'),
     ...o('ControlMaster=auto'),
-    ...o(`ControlPath=${controlPath}`),
+    ...o(`ControlPath=${quoted(controlPath)}`),
     ...o('ControlPersist=300'),
     ...o('ConnectTimeout=10'),
     ...o('ServerAliveInterval=15'),
     ...o('LogLevel=ERROR'),
     ...(device.strictHostKeyChecking ? o(`StrictHostKeyChecking=${device.strictHostKeyChecking}`) : []),
-    ...(device.knownHosts ? o(`UserKnownHostsFile=${path(device.knownHosts)}`) : []),
+    ...(device.knownHosts ? o(`UserKnownHostsFile=${quoted(path(device.knownHosts))}`) : []),
     ...(device.port ? ['-p', String(device.port)] : []),
     ...(device.identity ? ['-i', path(device.identity), ...o('IdentitiesOnly=yes')] : []),
     ...(device.user ? ['-l', device.user] : []),
