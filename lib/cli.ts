@@ -67,7 +67,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       process.stdout.write(rest[0] ? commandHelp(rest[0]) : HELP);
       return EXIT.ok;
     }
-    if (command === '--version') {
+    if (command === '--version' || command === '-V' || command === 'version' || rest.includes('--version')) {
       process.stdout.write('sovereign 0.1.0\n');
       return EXIT.ok;
     }
@@ -129,18 +129,35 @@ async function context(override?: Steps): Promise<{ root: string; config: Config
 
 type RunParsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
 
-function parse(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}): RunParsed {
+/** Flags other tools (Turborepo) use for what sovereign does another way. */
+const FOREIGN_FLAGS: Record<string, string> = {
+  '--dry': 'use --dry-run',
+  '--graph': 'the graph is a command of its own: sovereign graph <targets>',
+  '--summarize': 'use --summary FILE (every run also writes .sovereign/runs/last.json)',
+};
+
+function parse(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}, command = 'run'): RunParsed {
+  const options = { ...RUN_OPTIONS, ...extra };
   try {
-    return parseArgs({ args, options: { ...RUN_OPTIONS, ...extra }, allowPositionals: true, strict: true }) as RunParsed;
+    return parseArgs({ args, options, allowPositionals: true, strict: true }) as RunParsed;
   } catch (e) {
-    throw new UserError((e as Error).message.replace(/\. To specify.*$/s, ''), { code: 'usage', hint: 'see sovereign run --help' });
+    const flag = /Unknown option '([^']+)'/.exec((e as Error).message)?.[1]?.split('=')[0];
+    const names = Object.keys(options).map((k) => `--${k}`);
+    // A typo (--dryrun) or the start of a longer flag (--max for --max-size).
+    const near = flag && (didYouMean(flag, names) ?? names.find((n) => n.startsWith(flag) && flag.length > 3));
+    const guess = flag && (FOREIGN_FLAGS[flag] ?? (near ? `did you mean ${near}?` : undefined));
+    throw new UserError((e as Error).message.replace(/\. To specify.*$/s, ''), { code: 'usage', hint: `${guess ? `${guess} — ` : ''}see sovereign ${command} --help` });
   }
 }
 
 /** `build --sql --forge` → sql:build, forge:build. */
 function compatTargets(command: string, o: RunParsed, config: Config): string[] {
   const chosen = [...config.services.keys()].filter((s) => o.values[s]);
-  if (o.positionals.length) throw new UserError(`'${command}' takes service flags, not names: ${o.positionals.join(' ')}`, { code: 'usage', hint: `sovereign ${command} ${o.positionals.map((p) => `--${p}`).join(' ')}` });
+  if (o.positionals.length) {
+    // A task id (sql:deploy) belongs to `run`; a bare service name becomes its flag.
+    const hint = o.positionals.some((p) => p.includes(':')) ? `sovereign run ${o.positionals.join(' ')}` : `sovereign ${command} ${o.positionals.map((p) => `--${p}`).join(' ')}`;
+    throw new UserError(`'${command}' takes service flags, not names: ${o.positionals.join(' ')}`, { code: 'usage', hint });
+  }
   if (chosen.length === 0) {
     if (command === 'status') return [...config.services.keys()].map((s) => `${s}:status`);
     throw new UserError(`name the VMs to ${command}`, { code: 'usage', hint: `sovereign ${command} ${[...config.services.keys()].map((s) => `--${s}`).join(' ')} (one or more)` });
@@ -257,7 +274,7 @@ async function whyCommand(args: string[], opts: MainOptions): Promise<number> {
 }
 
 async function graphCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args, { format: { type: 'string' } });
+  const o = parse(args, { format: { type: 'string' } }, 'graph');
   const { config, steps } = await context(opts.steps);
   const format = (o.values.format as string | undefined) ?? 'dot';
   if (format !== 'dot' && format !== 'mermaid') throw new UserError(`--format must be dot or mermaid, not '${format}'`, { code: 'usage' });
@@ -280,7 +297,7 @@ async function hashCommand(args: string[], opts: MainOptions): Promise<number> {
 }
 
 async function cacheCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args, { 'max-size': { type: 'string' } });
+  const o = parse(args, { 'max-size': { type: 'string' } }, 'cache');
   const [sub, file] = o.positionals;
   const { root, config } = await context(opts.steps);
   const store = localStore(config, root);

@@ -57,6 +57,8 @@ const ERRNO_HINTS: Record<string, string> = {
   EPERM: 'operation not permitted: check the owner and mode of the path',
   EROFS: 'the file system is read-only',
   EMFILE: 'too many open files: raise the limit (ulimit -n) or lower --concurrency',
+  EISDIR: 'a folder is where a file belongs: remove or rename the folder, or name a file',
+  ENOTDIR: 'a file is where a folder belongs: check the path',
 };
 
 /** Turns an expected system failure (disk full, permission denied, …) into a UserError; undefined for anything else (a bug). */

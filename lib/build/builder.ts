@@ -51,9 +51,12 @@ export async function checkDaemon(kind: BuilderKind): Promise<void> {
   });
   if (r.code === 0 && r.stdout.trim()) return;
   const where = process.env.DOCKER_HOST ? ` at DOCKER_HOST=${process.env.DOCKER_HOST}` : '';
+  const denied = /permission denied/i.test(r.stderr + r.stdout);
   throw new UserError(`cannot reach the ${kind} daemon${where}`, {
     code: 'environment',
-    hint: kind === 'docker'
+    hint: denied
+      ? `the daemon runs, but this user may not use its socket: add the user to the ${kind} group (usermod -aG ${kind} "$USER", then log in again), or run as root`
+      : kind === 'docker'
       ? 'start it (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running daemon'
       : 'check `podman info`; rootless podman needs a user session (XDG_RUNTIME_DIR)',
     details: (r.stderr || r.stdout).trim().split('\n').slice(-5),
