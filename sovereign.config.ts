@@ -12,7 +12,8 @@ export default defineConfig({
       startTimeout: 180,
       memory: 1024,
       cpus: 2,
-      kernel: { deb: 'linux-image-cloud-amd64' },
+      // {arch} is the device's Debian architecture: amd64 for an x86 box, arm64 for a phone.
+      kernel: { deb: 'linux-image-cloud-{arch}' },
       base: { debootstrap: { suite: 'bookworm', variant: 'minbase' } },
       secrets: ['POSTGRES_PASSWORD', 'POSTGRES_FORGEJO_PASSWORD', 'POSTGRES_VAULTWARDEN_PASSWORD'],
     },

@@ -11,7 +11,10 @@ export type KernelSource =
   | { url: string; sha256: string }
   /** A file in the repo (or an absolute path on this machine). */
   | { path: string }
-  /** A Debian package fetched with `apt-get download` (the machine's apt sources), kernel cut out of it. */
+  /**
+   * A Debian package for the device's architecture, fetched with `apt-get download` (the machine's apt sources,
+   * a private apt state), kernel cut out of it. `{arch}` becomes amd64 or arm64: `linux-image-cloud-{arch}`.
+   */
   | { deb: string; file?: string }
   /** Use another service's kernel task: fetched once, shared. */
   | { from: string };

@@ -5,6 +5,9 @@ import { UserError } from './error.ts';
 import { exec } from './exec.ts';
 import { openTransport } from './device/open.ts';
 import { readEnvFile } from './secrets.ts';
+import { userInfo } from 'node:os';
+import { archSpec } from './arch.ts';
+import { bootstrapper, checkCanBootstrap } from './build/base.ts';
 import type { EnvFile } from './secrets.ts';
 
 export interface PreflightCheck {
@@ -39,6 +42,7 @@ export async function preflight(config: Config, device: Device, opts: PreflightO
     tool('debugfs', 'debugfs', ['-V'], 'apt-get install -y e2fsprogs'),
     ...(client ? [client] : []),
     deviceChecks(device, opts.root),
+    ...([...config.services.values()].some((s) => s.base && 'debootstrap' in s.base) ? [baseCheck(device)] : []),
     envChecks(config, opts),
   ]);
   return checks.flat();
@@ -81,9 +85,10 @@ async function deviceChecks(device: Device, root: string): Promise<PreflightChec
     const transport = await openTransport(device, root);
     try {
       await transport.run('true', { timeoutMs: PROBE_TIMEOUT_MS });
-      const hv = device.hypervisor === 'qemu' ? `qemu-system-${device.arch}` : 'crosvm';
+      const qemu = archSpec(device.arch).qemu;
+      const hv = device.hypervisor === 'qemu' ? qemu.binary : 'crosvm';
       const found = await transport.run(`command -v ${hv} || { [ -x /apex/com.android.virt/bin/${hv} ] && echo /apex/com.android.virt/bin/${hv}; }`, { timeoutMs: PROBE_TIMEOUT_MS, nothrow: true });
-      const hvFix = device.hypervisor === 'qemu' ? 'apt-get install -y --no-install-recommends qemu-system-x86 (on the device)' : 'crosvm ships with Android\'s virtualization APEX (com.android.virt)';
+      const hvFix = device.hypervisor === 'qemu' ? `apt-get install -y --no-install-recommends ${qemu.package} (on the device)` : 'crosvm ships with Android\'s virtualization APEX (com.android.virt)';
       return [
         { name, ok: true, detail: transport.label },
         { name: `${hv} on device '${device.name}'`, ok: found.code === 0 && found.stdout.trim() !== '', detail: found.stdout.trim() || 'not found', fix: hvFix },
@@ -93,6 +98,19 @@ async function deviceChecks(device: Device, root: string): Promise<PreflightChec
     }
   } catch (e) {
     return [{ name, ok: false, detail: message(e), fix: e instanceof UserError && e.hint ? e.hint : `check the devices.${device.name} entry in sovereign.config.ts` }];
+  }
+}
+
+/** Whether this machine can build a base image for the device's architecture, as this user (what needs root, and why). */
+async function baseCheck(device: Device): Promise<PreflightCheck> {
+  const tool = await bootstrapper();
+  const as = process.getuid?.() === 0 ? 'root' : `${userInfo().username}, rootless`;
+  const name = `base image for ${archSpec(device.arch).deb} (${tool})`;
+  try {
+    await checkCanBootstrap(tool, device.arch);
+    return { name, ok: true, detail: `as ${as}` };
+  } catch (e) {
+    return { name, ok: false, detail: message(e), fix: e instanceof UserError ? e.hint : undefined };
   }
 }
 

@@ -5,8 +5,10 @@ set -euo pipefail
 packages=(
   docker.io podman               # image builds (docker, or podman as the alternative builder)
   e2fsprogs                      # mkfs.ext4 -d and debugfs: rootfs and data disks without root or mount
-  debootstrap                    # base images without any registry
+  mmdebstrap uidmap debootstrap  # base images without any registry (mmdebstrap also as an ordinary user; debootstrap as fallback)
+  qemu-user-static binfmt-support arch-test  # base images for another architecture (an arm64 phone on an x86 host)
   qemu-system-x86 qemu-utils     # the local device's hypervisor (TCG when KVM does not work)
+  qemu-system-arm                # qemu-system-aarch64: an aarch64 qemu device (and the arm64 boot test)
   openssh-client openssh-server rsync  # ssh devices (the server only for the tests' device host)
   adb                            # Android devices
   busybox-static                 # tiny test images
@@ -28,6 +30,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Foreign-architecture binaries run through binfmt_misc: a fresh container or VM may not have it mounted, and
+# the qemu-aarch64 entry may be installed but not registered. Both steps are no-ops once done.
+if [ "$(uname -m)" != aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || { echo "setup-host.sh: qemu-aarch64 binfmt is not enabled" >&2; exit 1; }
 fi
 if [ "${1:-}" != "--no-daemon" ] && ! docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null && systemctl start docker 2>/dev/null; then :; else

@@ -5,10 +5,11 @@ import type { PlanContext, RunContext, Step } from '../lib/task.ts';
 import { UserError } from '../lib/error.ts';
 import { exists } from '../lib/fsutil.ts';
 import { buildImage, checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
+import { archSpec } from '../lib/arch.ts';
 
 /** The build platform: the service's own, else the device's architecture (an arm64 phone gets arm64 images). */
 export function platformOf(service: PlanContext['service'], device: Device): string {
-  return service.platform ?? (device.arch === 'aarch64' ? 'linux/arm64' : 'linux/amd64');
+  return service.platform ?? archSpec(device.arch).platform;
 }
 
 export const step: Step = {

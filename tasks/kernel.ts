@@ -13,11 +13,12 @@ export const kernel: Step = {
   deps: () => [],
   // `{ from: 'sql' }` is sql's kernel task under a second name: fetched once, shared.
   alias: ({ service }) => ('from' in service.kernel ? `${service.kernel.from}:kernel` : undefined),
-  async inputs({ service }) {
+  // A `{ deb }` kernel is the device's architecture's package; a file or URL is the same bytes on any device.
+  async inputs({ service, device }) {
     const source = service.kernel;
     // A repo file is hashed by the engine like any input; an absolute one by content here (its path must not reach the key).
     if ('path' in source && !isAbsolute(source.path)) return { config: { kernel: 'file' }, files: [{ file: source.path }] };
-    return { config: { kernel: await kernelKeyInput(source, '/') } };
+    return { config: { kernel: await kernelKeyInput(source, '/', device.arch) } };
   },
   // modules.tar: the NIC drivers a `{ deb }` kernel builds as modules, with their load order; empty for other sources.
   outputs: () => [VM_FILES.kernel, 'modules.tar'],
@@ -26,6 +27,7 @@ export const kernel: Step = {
       root: ctx.root,
       dest: join(ctx.outDir, VM_FILES.kernel),
       modulesDest: join(ctx.outDir, 'modules.tar'),
+      arch: ctx.device.arch,
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'kernel'),
       log: ctx.log,

@@ -1,16 +1,26 @@
-// The base image without a registry: debootstrap a Debian root, then import it into the builder.
+// The base image without a registry: a Debian root for the device's architecture (mmdebstrap, rootless and
+// reproducible, or debootstrap as root), imported into the builder with that architecture's platform.
 import { promises as fs, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { type Arch, archSpec, hostArch } from '../arch.ts';
 import { exec } from '../exec.ts';
 import { UserError } from '../error.ts';
+import { which } from '../tools.ts';
 import { importImage, type BuilderKind } from './builder.ts';
+
+export type Bootstrapper = 'mmdebstrap' | 'debootstrap';
 
 export interface BaseOptions {
   kind: BuilderKind;
   suite: string;
-  /** debootstrap variant (default minbase). */
+  /** debootstrap/mmdebstrap variant (default minbase). */
   variant?: string;
   include?: string[];
+  /** The device's architecture: a foreign one runs its package scripts under qemu-user-static (binfmt). */
+  arch: Arch;
+  /** Default: mmdebstrap when installed, else debootstrap. */
+  tool?: Bootstrapper;
   tag: string;
   /** Temp space (~250 MB); a private folder is made inside it and removed afterwards. */
   workDir: string;
@@ -18,30 +28,88 @@ export interface BaseOptions {
   onLine?: (line: string) => void;
 }
 
-/** Runs debootstrap with its default mirror (the machine's reach decides) and imports the result; resolves the image id. */
+/**
+ * File times inside the tar mmdebstrap writes (2024-01-01): with the same mirror content, two runs give the
+ * same bytes. A fixed date rather than "now", which would differ on every run.
+ */
+export const BASE_EPOCH = 1_704_067_200;
+
+/** mmdebstrap when installed: it runs as an ordinary user (`--mode=unshare`) and its tar is reproducible. */
+export async function bootstrapper(): Promise<Bootstrapper> {
+  return (await which('mmdebstrap')) ? 'mmdebstrap' : 'debootstrap';
+}
+
+/** Builds the Debian root with the default mirror (the machine's apt sources decide) and imports it; resolves the image id. */
 export async function buildBase(o: BaseOptions): Promise<string> {
-  // debootstrap mknods devices and chroots into the target: an ordinary user cannot (fakechroot variants are not supported).
-  if (process.getuid?.() !== 0) {
-    throw new UserError(`building the ${o.suite} base image needs root (debootstrap chroots and creates device nodes)`, {
-      code: 'environment',
-      hint: 'run this once as root (e.g. `sudo npx sovereign run sql:base`), or in CI, which runs as root; the image is cached afterwards',
-    });
-  }
+  const tool = o.tool ?? (await bootstrapper());
+  await checkCanBootstrap(tool, o.arch);
   const work = await fs.mkdtemp(join(o.workDir, 'base-'));
-  const target = join(work, 'root');
+  const platform = archSpec(o.arch).platform;
   try {
-    const args = [`--variant=${o.variant ?? 'minbase'}`];
-    if (o.include?.length) args.push(`--include=${o.include.join(',')}`);
-    await exec('debootstrap', [...args, o.suite, target], { signal: o.signal, onLine: (l) => o.onLine?.(l) });
-    await unmountUnder(target);
-    // Package lists and caches would only bloat every image built on top.
-    for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) await clearDir(join(target, d));
-    return await importImage(o.kind, target, o.tag, o.signal);
+    if (tool === 'mmdebstrap') {
+      const tar = join(work, 'root.tar');
+      await mmdebstrap(o, tar);
+      return await importImage(o.kind, tar, o.tag, platform, o.signal);
+    }
+    const target = join(work, 'root');
+    await debootstrap(o, target);
+    return await importImage(o.kind, target, o.tag, platform, o.signal);
   } finally {
     // debootstrap mounts proc/sys in the target; an aborted run can leave them, and rm must not descend into them.
-    await unmountUnder(target);
-    if (mountsUnder(target).length === 0) await fs.rm(work, { recursive: true, force: true });
+    await unmountUnder(work);
+    if (mountsUnder(work).length === 0) await fs.rm(work, { recursive: true, force: true });
   }
+}
+
+/** What this machine lacks to bootstrap `arch` with `tool`, as a UserError naming the fix. */
+export async function checkCanBootstrap(tool: Bootstrapper, arch: Arch): Promise<void> {
+  const root = process.getuid?.() === 0;
+  if (tool === 'debootstrap' && !root) {
+    throw new UserError('building the base image with debootstrap needs root (it chroots and creates device nodes)', {
+      code: 'environment',
+      hint: 'install mmdebstrap and uidmap (`sudo apt-get install mmdebstrap uidmap`): it builds the base as an ordinary user; or run this once as root (`sudo npx sovereign run sql:base`)',
+    });
+  }
+  if (tool === 'mmdebstrap' && !root && !hasSubIds(userInfo().username, process.getuid?.())) {
+    throw new UserError(`mmdebstrap as an ordinary user needs subordinate ids for ${userInfo().username} in /etc/subuid and /etc/subgid`, {
+      code: 'environment', hint: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${userInfo().username} (and apt-get install uidmap)`,
+    });
+  }
+  if (arch !== hostArch() && !foreignRunnable(arch)) {
+    throw new UserError(`building a ${archSpec(arch).deb} base on this machine needs qemu-user-static registered with binfmt_misc (qemu-${arch})`, {
+      code: 'environment', hint: 'sudo scripts/setup-host.sh (installs qemu-user-static and binfmt-support and enables qemu-' + arch + ')',
+    });
+  }
+}
+
+function hasSubIds(user: string, uid?: number): boolean {
+  const has = (file: string) => {
+    try { return readFileSync(file, 'utf8').split('\n').some((l) => { const who = l.split(':')[0]; return who === user || who === String(uid); }); } catch { return false; }
+  };
+  return has('/etc/subuid') && has('/etc/subgid');
+}
+
+/** Whether the kernel runs `arch` binaries through qemu-user (binfmt_misc entry present and enabled). */
+function foreignRunnable(arch: Arch): boolean {
+  try { return readFileSync(`/proc/sys/fs/binfmt_misc/qemu-${arch}`, 'utf8').startsWith('enabled'); } catch { return false; }
+}
+
+const variantArgs = (o: BaseOptions) => [`--variant=${o.variant ?? 'minbase'}`, `--arch=${archSpec(o.arch).deb}`, ...(o.include?.length ? [`--include=${o.include.join(',')}`] : [])];
+
+async function mmdebstrap(o: BaseOptions, tar: string): Promise<void> {
+  // unshare: an ordinary user is root in a user namespace of its subordinate ids. Package lists and caches are
+  // not kept (mmdebstrap's default cleanup): they would only bloat every image built on top.
+  const mode = process.getuid?.() === 0 ? 'root' : 'unshare';
+  await exec('mmdebstrap', [`--mode=${mode}`, ...variantArgs(o), o.suite, tar], {
+    env: { ...process.env, SOURCE_DATE_EPOCH: String(BASE_EPOCH) }, signal: o.signal, onLine: (l) => o.onLine?.(l),
+  });
+}
+
+async function debootstrap(o: BaseOptions, target: string): Promise<void> {
+  await exec('debootstrap', [...variantArgs(o), o.suite, target], { signal: o.signal, onLine: (l) => o.onLine?.(l) });
+  await unmountUnder(target);
+  // Package lists and caches would only bloat every image built on top.
+  for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) await clearDir(join(target, d));
 }
 
 function mountsUnder(dir: string): string[] {

@@ -97,22 +97,29 @@ export async function buildImage(o: BuildOptions): Promise<string> {
   }
 }
 
-/** Imports a root file system (a tar file, or a directory tarred first beside it) as image `tag`; resolves its id. */
-export async function importImage(kind: BuilderKind, source: string, tag: string, signal?: AbortSignal): Promise<string> {
-  if (!(await fs.stat(source)).isDirectory()) return importTar(kind, source, tag, signal);
+/** Imports a root file system (a tar file, or a directory tarred first beside it) as image `tag` for `platform`; resolves its id. */
+export async function importImage(kind: BuilderKind, source: string, tag: string, platform: string, signal?: AbortSignal): Promise<string> {
+  if (!(await fs.stat(source)).isDirectory()) return importTar(kind, source, tag, platform, signal);
   const work = await fs.mkdtemp(join(dirname(source), '.import-'));
   try {
     const tarFile = join(work, 'rootfs.tar');
     // GNU tar keeps owners, device nodes and hard links; --numeric-owner so host names do not remap ids.
     await exec('tar', ['--numeric-owner', '-C', source, '-cf', tarFile, '.'], { signal });
-    return await importTar(kind, tarFile, tag, signal);
+    return await importTar(kind, tarFile, tag, platform, signal);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
 }
 
-async function importTar(kind: BuilderKind, tarFile: string, tag: string, signal?: AbortSignal): Promise<string> {
-  await exec(kind, ['import', tarFile, tag], { signal });
+/**
+ * The image records the platform its files are for: without it an arm64 root would be labelled with the
+ * host's architecture, and `build --platform linux/arm64` on top of it would refuse (or pull) the base.
+ */
+async function importTar(kind: BuilderKind, tarFile: string, tag: string, platform: string, signal?: AbortSignal): Promise<string> {
+  const [os, arch, variant] = platform.split('/');
+  const args = kind === 'docker' ? ['--platform', platform]
+    : ['--os', os, '--arch', arch, ...(variant ? ['--variant', variant] : [])];
+  await exec(kind, ['import', ...args, tarFile, tag], { signal });
   return imageId(kind, tag);
 }
 

@@ -1,6 +1,7 @@
 // Choosing qemu's accelerator on a device: KVM only when a short probe boot proves it works, else TCG.
 import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
+import { archSpec } from '../arch.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -19,7 +20,8 @@ export async function chooseAccel(session: DeviceSession, service: string, opts:
   if (forced === 'kvm' || forced === 'tcg') return forced;
   if (session.device.hypervisor !== 'qemu') return 'kvm';
   const dir = session.serviceDir(service);
-  const qemu = session.device.arch === 'aarch64' ? 'qemu-system-aarch64 -machine virt' : 'qemu-system-x86_64 -machine q35';
+  const { binary, machine } = archSpec(session.device.arch).qemu;
+  const qemu = `${binary} -machine ${machine}`;
   const script = `cd ${shQuote(dir)} || exit 1
 verdict=../.accel
 if [ -f "$verdict" ]; then cat "$verdict"; exit 0; fi

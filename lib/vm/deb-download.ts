@@ -10,14 +10,14 @@ import { hashFile } from '../hash.ts';
  * Downloads `pkg` into `work` (a folder the caller made private, e.g. with mkdtemp) and returns the path of the
  * checked .deb, owned by us and out of reach of every other user.
  */
-export async function downloadDeb(pkg: string, work: string, signal?: AbortSignal): Promise<string> {
+export async function downloadDeb(pkg: string, work: string, signal?: AbortSignal, aptOptions: string[] = []): Promise<string> {
   const dl = join(work, 'download');
   await fs.mkdir(dl, { mode: 0o700 });
   // apt drops privileges to _apt for downloads: let it (and only it) write here, else it downloads unsandboxed.
   const apt = process.getuid?.() === 0 ? await systemUser('_apt') : undefined;
   if (apt) await fs.chown(dl, apt.uid, apt.gid);
-  await exec('apt-get', ['download', '-q', pkg], { cwd: dl, signal }).catch((e) => {
-    if (e instanceof UserError) throw new UserError(`apt-get download ${pkg} failed`, { code: 'environment', details: e.details, hint: 'is the package name right, and has `apt-get update` run?' });
+  await exec('apt-get', [...aptOptions, 'download', '-q', pkg], { cwd: dl, signal }).catch((e) => {
+    if (e instanceof UserError) throw new UserError(`apt-get download ${pkg} failed`, { code: 'environment', details: e.details, hint: 'is the package name right for the device\'s architecture? (`{arch}` in kernel.deb becomes amd64 or arm64)' });
     throw e;
   });
   const debs = (await fs.readdir(dl)).filter((n) => n.endsWith('.deb'));
@@ -29,7 +29,7 @@ export async function downloadDeb(pkg: string, work: string, signal?: AbortSigna
   if (apt) await fs.chown(deb, 0, 0);
   await fs.chmod(deb, 0o600);
   const sum = await hashFile(deb);
-  const known = await indexSums(pkg, signal);
+  const known = await indexSums(pkg, signal, aptOptions);
   if (!known.includes(sum)) {
     throw new UserError(`the downloaded ${debs[0]} does not match apt's index (sha256 ${sum})`, {
       code: 'environment', hint: 'run `apt-get update` and try again; if it persists, the mirror or the download was tampered with',
@@ -39,12 +39,12 @@ export async function downloadDeb(pkg: string, work: string, signal?: AbortSigna
 }
 
 /** The SHA256 of every version of `pkg` that apt's (signed) index knows. */
-async function indexSums(pkg: string, signal?: AbortSignal): Promise<string[]> {
-  const { stdout } = await exec('apt-cache', ['show', pkg], { signal, nothrow: true });
+async function indexSums(pkg: string, signal?: AbortSignal, aptOptions: string[] = []): Promise<string[]> {
+  const { stdout } = await exec('apt-cache', [...aptOptions, 'show', pkg], { signal, nothrow: true });
   return [...stdout.matchAll(/^SHA256:\s*([0-9a-f]{64})\s*$/gm)].map((m) => m[1]);
 }
 
-async function systemUser(name: string): Promise<{ uid: number; gid: number } | undefined> {
+export async function systemUser(name: string): Promise<{ uid: number; gid: number } | undefined> {
   const passwd = await fs.readFile('/etc/passwd', 'utf8').catch(() => '');
   const f = passwd.split('\n').map((l) => l.split(':')).find((p) => p[0] === name);
   return f ? { uid: Number(f[2]), gid: Number(f[3]) } : undefined;

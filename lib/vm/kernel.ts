@@ -11,6 +11,8 @@ import { Cancelled, UserError } from '../error.ts';
 import { exec } from '../exec.ts';
 import { copyFileAtomic, renameDurable, tmpName, writeFileAtomic } from '../fsutil.ts';
 import { hashFile } from '../hash.ts';
+import { type Arch, archSpec, debPackageFor, hostArch } from '../arch.ts';
+import { privateApt } from './apt.ts';
 import { downloadDeb } from './deb-download.ts';
 
 export interface FetchKernelOptions {
@@ -23,13 +25,13 @@ export interface FetchKernelOptions {
   log?: (line: string) => void;
   /** Where modules.tar goes: the guest's NIC modules for `{ deb }` kernels, an empty tar for others. */
   modulesDest?: string;
+  /** The device's architecture: a `{ deb }` kernel is that architecture's package (default: this machine's). */
+  arch?: Arch;
 }
 
-/**
- * Drivers a guest needs that Debian's cloud kernel builds as modules (`=m`): virtio over PCI and the virtio
- * NIC. Their dependencies (virtio_ring, failover, …) are followed through each module's own `depends=`.
- */
-export const GUEST_MODULES = ['virtio_pci', 'virtio_net'];
+/** The drivers a guest of `arch` loads from modules.tar (lib/arch.ts says which and why). */
+export const guestModules = (arch: Arch = defaultArch()) => archSpec(arch).guestModules;
+const defaultArch = (): Arch => hostArch() ?? 'x86_64';
 /** In modules.tar, beside the flat `*.ko` files: their names in load order (dependencies first), one a line. */
 export const MODULES_ORDER = 'load-order';
 /** A fixed mtime for modules.tar entries: the same package gives the same bytes (early cutoff downstream). */
@@ -38,7 +40,7 @@ const TAR_EPOCH = new Date(946_684_800_000);
 /** Puts the kernel of `source` at `opts.dest`. `{ from }` is resolved by the graph (alias), never here. */
 export async function fetchKernel(source: KernelSource, opts: FetchKernelOptions): Promise<void> {
   await fs.mkdir(dirname(opts.dest), { recursive: true });
-  if ('deb' in source) return kernelFromDeb(source.deb, source.file, opts);
+  if ('deb' in source) return kernelFromDeb(source.deb, source.file, { ...opts, arch: opts.arch ?? defaultArch() });
   if ('url' in source) await download(source.url, source.sha256, opts);
   else if ('path' in source) await copyKernel(kernelPath(source.path, opts.root), opts.dest);
   else throw new Error(`kernel { from: '${source.from}' } is shared through the graph, not fetched`);
@@ -51,9 +53,10 @@ const EMPTY_TAR = Buffer.alloc(1024);
 
 /**
  * The part of a kernel source that decides its bytes, for the task key: the URL's pinned sha256, the content
- * hash of a `{ path }` file (never the path itself, which may be absolute), or the package name.
+ * hash of a `{ path }` file (never the path itself, which may be absolute), or the package name for the
+ * device's architecture with the modules taken from it.
  */
-export async function kernelKeyInput(source: KernelSource, root: string): Promise<unknown> {
+export async function kernelKeyInput(source: KernelSource, root: string, arch: Arch = defaultArch()): Promise<unknown> {
   if ('url' in source) return { sha256: source.sha256 }; // the checksum pins the bytes; a mirror URL change is not a change
   if ('path' in source) {
     const file = kernelPath(source.path, root);
@@ -62,7 +65,7 @@ export async function kernelKeyInput(source: KernelSource, root: string): Promis
     });
     return { fileSha256: sum };
   }
-  if ('deb' in source) return { deb: source.deb, file: source.file ?? 'boot/vmlinuz-*', modules: GUEST_MODULES };
+  if ('deb' in source) return { deb: debPackageFor(source.deb, arch), arch: archSpec(arch).deb, file: source.file ?? 'boot/vmlinuz-*', modules: guestModules(arch) };
   return { from: source.from };
 }
 
@@ -105,23 +108,27 @@ async function download(url: string, expected: string, opts: FetchKernelOptions)
 }
 
 /**
- * `apt-get download` of the package (a metapackage like `linux-image-cloud-amd64` is followed to the real
- * `linux-image-<version>` package), `dpkg -x`, then the `boot/vmlinuz-*` inside.
+ * `apt-get download` of the package for the device's architecture, through a private apt state (so any host
+ * fetches any architecture's kernel; `{arch}` in the name becomes Debian's name for it). A metapackage like
+ * `linux-image-cloud-arm64` is followed to the real `linux-image-<version>` package; `dpkg -x`, then the
+ * `boot/vmlinuz-*` inside.
  */
-async function kernelFromDeb(pkg: string, file: string | undefined, opts: FetchKernelOptions): Promise<void> {
-  const real = await resolveImagePackage(pkg, opts.signal);
-  if (real !== pkg) opts.log?.(`${pkg} -> ${real}`);
-  // Ours alone: no other user can plant a link or swap the package in it (0711 lets apt's _apt reach its own subfolder).
+async function kernelFromDeb(template: string, file: string | undefined, opts: FetchKernelOptions & { arch: Arch }): Promise<void> {
+  const pkg = debPackageFor(template, opts.arch);
+  // Ours alone: no other user can plant a link or swap the package in it (0711 lets apt's _apt reach its own subfolders).
   const work = await fs.mkdtemp(join(tmpdir(), `sovereign-kernel-${process.pid}-`));
   try {
     await fs.chmod(work, 0o711);
-    const deb = await downloadDeb(real, work, opts.signal);
+    const apt = await privateApt(join(work, 'apt'), opts.arch, opts.signal);
+    const real = await resolveImagePackage(pkg, opts.signal, apt);
+    if (real !== pkg) opts.log?.(`${pkg} -> ${real}`);
+    const deb = await downloadDeb(real, work, opts.signal, apt);
     const tree = join(work, 'x');
     await fs.mkdir(tree, { mode: 0o700 });
     await exec('dpkg', ['-x', deb, tree], { signal: opts.signal });
     const kernel = await findKernel(tree, file ?? 'boot/vmlinuz-*');
     if (!kernel) throw new UserError(`package ${real} has no ${file ?? 'boot/vmlinuz-*'}`, { code: 'config', hint: 'name a linux-image package, or set kernel.file' });
-    if (opts.modulesDest) await writeModulesTar(tree, opts.modulesDest, opts.log);
+    if (opts.modulesDest) await writeModulesTar(tree, opts.modulesDest, guestModules(opts.arch), opts.log);
     await copyKernel(kernel, opts.dest);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
@@ -129,10 +136,10 @@ async function kernelFromDeb(pkg: string, file: string | undefined, opts: FetchK
 }
 
 /** Follows `Depends: linux-image-*` from a metapackage to the package that ships the kernel. */
-export async function resolveImagePackage(pkg: string, signal?: AbortSignal): Promise<string> {
+export async function resolveImagePackage(pkg: string, signal?: AbortSignal, aptOptions: string[] = []): Promise<string> {
   let current = pkg;
   for (let hop = 0; hop < 4; hop++) {
-    const { stdout, code } = await exec('apt-cache', ['depends', current], { signal, nothrow: true });
+    const { stdout, code } = await exec('apt-cache', [...aptOptions, 'depends', current], { signal, nothrow: true });
     if (code !== 0) throw new UserError(`unknown Debian package '${current}'`, { code: 'config', hint: 'check kernel.deb (apt-cache search linux-image)' });
     const next = /^\s*Depends:\s*(linux-image-\S+)/m.exec(stdout)?.[1];
     if (!next || next === current) return current;
@@ -153,11 +160,11 @@ async function findKernel(dir: string, pattern: string): Promise<string | undefi
 }
 
 /**
- * modules.tar from a kernel package's extracted tree: GUEST_MODULES and their dependencies, flat, plus
+ * modules.tar from a kernel package's extracted tree: the wanted modules and their dependencies, flat, plus
  * MODULES_ORDER. From the package that holds the kernel, so the modules always match its version.
  * A wanted module the kernel has built in is skipped; one it lacks altogether is an error.
  */
-async function writeModulesTar(tree: string, dest: string, log?: (line: string) => void): Promise<void> {
+async function writeModulesTar(tree: string, dest: string, wanted: string[], log?: (line: string) => void): Promise<void> {
   const { files, builtin } = await moduleIndex(join(tree, 'lib/modules'));
   const order: string[] = [];
   const visit = async (name: string, chain: string[]): Promise<void> => {
@@ -167,13 +174,13 @@ async function writeModulesTar(tree: string, dest: string, log?: (line: string) 
     if (!file) {
       if (builtin.has(name)) return; // nothing to load
       throw new UserError(`the kernel package has no module ${name}${chain.length ? ` (needed by ${chain[chain.length - 1]})` : ''}`, {
-        code: 'config', hint: 'guests need virtio_pci and virtio_net (built in or as modules): pick a kernel package that has them',
+        code: 'config', hint: `guests need ${wanted.join(', ')} (built in or as modules): pick a kernel package that has them`,
       });
     }
     for (const dep of moduleDepends(await fs.readFile(file))) await visit(dep, [...chain, name]);
     order.push(name);
   };
-  for (const m of GUEST_MODULES) await visit(m, []);
+  for (const m of wanted) await visit(m, []);
   const stage = await fs.mkdtemp(join(dirname(dest), '.modules-'));
   try {
     const names = order.map((m) => basename(files.get(m)!));

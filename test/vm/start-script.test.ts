@@ -60,6 +60,17 @@ test('qemu: valid sh; nvme disks in order; ports forwarded on loopback only; acc
   assert.match(kernelCmdline(params('sql', 'box')), /console=ttyAMA0/);
 });
 
+test('aarch64 qemu: the virt machine, and a keyboard and monitor so stop can send ctrl-alt-delete', async () => {
+  const s = renderStartScript(params('sql', 'box'));
+  await syntaxOk(s);
+  assert.match(s, /-machine virt -cpu max/);
+  assert.match(s, /-device virtio-keyboard-pci/);
+  assert.match(s, /-monitor pipe:vm.monitor/);
+  const x86 = renderStartScript(params('sql', 'local'));
+  assert.match(x86, /-machine q35 -cpu max/);
+  assert.not.match(x86, /virtio-keyboard/, 'q35 has its own keyboard');
+});
+
 test('the user cmdline is quoted safely', async () => {
   const s = renderStartScript(params('sql', 'local'));
   await syntaxOk(s);

@@ -1,5 +1,6 @@
 // What every start.sh template shares: its parameters, host ports, the kernel command line and the header.
 import type { Device, Exposure, Service } from '../../config.ts';
+import { archSpec } from '../../arch.ts';
 import { defaultHostPort, netCmdline, portEnvName } from '../network.ts';
 
 export { defaultHostPort, guestNet, PORT_BASE, portEnvName, tapName } from '../network.ts';
@@ -42,7 +43,8 @@ export function hostPort(p: Pick<StartScriptParams, 'name' | 'index' | 'ports'>,
  */
 export function kernelCmdline(p: StartScriptParams): string {
   const qemu = p.hypervisor === 'qemu';
-  const console = qemu && p.arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0';
+  // crosvm's serial is a 16550 (ttyS0) on every architecture; qemu's depends on the machine.
+  const console = qemu ? archSpec(p.arch).qemu.console : 'ttyS0';
   const disk = (n: number) => (qemu ? `/dev/nvme${n}n1` : `/dev/vd${'abc'[n]}`);
   return [
     qemu ? '' : 'earlycon',

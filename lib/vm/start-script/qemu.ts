@@ -1,8 +1,9 @@
-// The qemu start.sh template (x86_64 q35 or aarch64 virt): the device's shared LAN and an uplink (lib/vm/network.ts), NVMe disks, a monitor FIFO for clean shutdown.
+// The qemu start.sh template (machine, console and binary from lib/arch.ts): the device's shared LAN and an uplink (lib/vm/network.ts), NVMe disks, a monitor FIFO for clean shutdown.
 import { shQuote } from '../../device/shell.ts';
 import { VM_FILES } from '../files.ts';
 import { qemuNetwork } from '../network.ts';
 import { header, kernelCmdline, type StartScriptParams } from './params.ts';
+import { archSpec } from '../../arch.ts';
 
 /**
  * What stop runs (with $pid the VM's) to ask the guest to shut down: ctrl-alt-delete through the monitor
@@ -15,7 +16,7 @@ export const qemuControl = {
 };
 
 export function renderQemu(p: StartScriptParams): string {
-  const arm = p.arch === 'aarch64';
+  const arch = archSpec(p.arch).qemu;
   const nvme = (file: string, id: string, extra = '') =>
     `-drive file=${file},if=none,id=${id},format=raw${extra} -device nvme,drive=${id},serial=${id}`;
   return `${header(p, `qemu, ${p.arch}`)}
@@ -26,19 +27,19 @@ case "$accel" in
   *) echo "start.sh: SOVEREIGN_ACCEL must be kvm or tcg, not $accel" >&2; exit 2 ;;
 esac
 
-set -- -name sovereign-${p.name} -accel "$accel" -machine ${arm ? 'virt' : 'q35'} -cpu max -m ${p.memory} -smp ${p.cpus} \\
+set -- -name sovereign-${p.name} -accel "$accel" -machine ${arch.machine} -cpu max -m ${p.memory} -smp ${p.cpus} \\
   -nographic -no-reboot \\
   -kernel ${VM_FILES.kernel} -append ${shQuote(kernelCmdline(p))} \\
   ${nvme(VM_FILES.rootfs, 'rootfs')} \\
   ${nvme(VM_FILES.data, 'data')}
-${qemuNetwork(p)}# The secrets disk exists only for services that declare secrets; it stays the third disk.
+${qemuNetwork(p)}${arch.devices.length ? `set -- "$@"${arch.devices.map((d) => ` -device ${d}`).join('')}\n` : ''}# The secrets disk exists only for services that declare secrets; it stays the third disk.
 if [ -f ${VM_FILES.secrets} ]; then
   set -- "$@" ${nvme(VM_FILES.secrets, 'secrets', ',readonly=on')}
 fi
-${arm ? '' : `# The monitor on two FIFOs: stop asks the guest to shut down cleanly (sendkey ctrl-alt-delete -> SIGINT to
-# its init) with nothing more than a shell, on any device. (The arm virt machine has no keyboard for it.)
+# The monitor on two FIFOs: stop asks the guest to shut down cleanly (sendkey ctrl-alt-delete -> SIGINT to
+# its init) with nothing more than a shell, on any device.
 rm -f ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out && mkfifo ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
 set -- "$@" -monitor pipe:${VM_FILES.monitor}
-`}exec qemu-system-${arm ? 'aarch64' : 'x86_64'} "$@"
+exec ${arch.binary} "$@"
 `;
 }
