@@ -22,7 +22,7 @@ const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
   return v;
 };
 try {
-  const base = await timed('debootstrap + import', () => buildBase({ kind: 'docker', suite: 'bookworm', variant: 'minbase', arch: 'x86_64', tag: 'sovereign-base-sql:bench', workDir: work }));
+  const base = await timed('base (mmdebstrap or debootstrap) + import', () => buildBase({ kind: 'docker', suite: 'bookworm', variant: 'minbase', arch: 'x86_64', tag: 'sovereign-base-sql:bench', workDir: work }));
   const image = await timed('docker build vm/sql', () => buildImage({
     kind: 'docker', dockerfile: join(repo, 'vm/sql/Dockerfile'), context: join(repo, 'vm/sql'), buildArgs: { BASE_IMAGE: base }, tag: 'sovereign-sql:bench',
     onLine: (l) => { if (/^Step /.test(l)) console.log(`  ${l}`); },

@@ -56,7 +56,7 @@ test('a downloaded .deb that apt\'s index does not know is refused before extrac
   // Stand-in: an apt-cache whose `show` lists another checksum (as if the download had been swapped); apt-get is real.
   const bin = join(dir, 'bin');
   await fs.mkdir(bin);
-  await fs.writeFile(join(bin, 'apt-cache'), `#!/bin/sh\nif [ "$1" = show ]; then echo "Package: $2"; echo "SHA256: ${'0'.repeat(64)}"; exit 0; fi\nexec /usr/bin/apt-cache "$@"\n`, { mode: 0o755 });
+  await fs.writeFile(join(bin, 'apt-cache'), `#!/bin/sh\n# apt options (-o ...) come first, then the command and the package\ncase " $* " in *" show "*) for p; do :; done; echo "Package: $p"; echo "SHA256: ${'0'.repeat(64)}"; exit 0 ;; esac\nexec /usr/bin/apt-cache "$@"\n`, { mode: 0o755 });
   const path = process.env.PATH;
   process.env.PATH = `${bin}:${path}`;
   try {
