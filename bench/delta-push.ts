@@ -46,7 +46,7 @@ async function rootfs(name: string, tar: string, initSh: string): Promise<string
 const sshd = await startSshdDevice();
 try {
   let t = Date.now();
-  const base = await buildBase({ kind: 'docker', suite: 'bookworm', variant: 'minbase', tag: 'sovereign-base-sql:bench', workDir: work });
+  const base = await buildBase({ kind: 'docker', suite: 'bookworm', variant: 'minbase', arch: 'x86_64', tag: 'sovereign-base-sql:bench', workDir: work });
   const dockerfile = await fs.readFile(join(repo, 'vm/sql/Dockerfile'), 'utf8');
   const tar0 = await image('v0', base, dockerfile);
   log(`base + image in ${secs(Date.now() - t)}`);
