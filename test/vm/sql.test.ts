@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { alive, MIN, startSqlVm, task, type RunSummary, type SqlVm } from '../support/sql-vm.ts';
 
 let vm: SqlVm;
+const tail = (text: string, n: number) => text.trim().split('\n').slice(-n).join('\n');
 const times: Record<string, number> = {};
 
 test.before(async () => {
@@ -55,13 +56,13 @@ test('`sql:test` fails when the login fails (a wrong password in .env)', async (
 });
 
 test('`forge:test` checks forge\'s own database login against the real sql VM (forge itself is not running here)', async () => {
-  const r = await sovereign(['run', 'forge:test'], { cwd: root, env, signal: AbortSignal.timeout(3 * MIN) });
+  const r = await vm.raw(['forge:test'], 3 * MIN);
   assert.match(r.stdout + r.stderr, /database login as forgejo to sql\/forgejo runs SELECT 1: ✓ PASS/, tail(r.stdout + r.stderr, 20));
-  const envFile = join(root, '.env');
+  const envFile = join(vm.root, '.env');
   const good = await fs.readFile(envFile, 'utf8');
   await fs.writeFile(envFile, good.replace(/^POSTGRES_FORGEJO_PASSWORD=.*$/m, 'POSTGRES_FORGEJO_PASSWORD=not-the-password'), { mode: 0o600 });
   try {
-    const bad = await sovereign(['run', 'forge:test'], { cwd: root, env, signal: AbortSignal.timeout(3 * MIN) });
+    const bad = await vm.raw(['forge:test'], 3 * MIN);
     assert.match(bad.stdout + bad.stderr, /database login as forgejo to sql\/forgejo runs SELECT 1: ✗ FAIL \(.*password authentication failed/, tail(bad.stdout + bad.stderr, 20));
   } finally {
     await fs.writeFile(envFile, good, { mode: 0o600 });
