@@ -112,9 +112,14 @@ async function debootstrap(o: BaseOptions, target: string): Promise<void> {
   for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists']) await clearDir(join(target, d));
 }
 
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)));
+/** Mount points at or under `dir`, from `mountinfo` text (default: this process's). */
+export function mountsUnder(dir: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  return mountinfo.split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m).map(unescapeMount)
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
+
+/** mountinfo writes space, tab, newline and backslash in paths as octal escapes (`\040`): a path with a space must still match. */
+const unescapeMount = (m: string) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 async function unmountUnder(dir: string): Promise<void> {
   for (const m of mountsUnder(dir).sort().reverse()) await exec('umount', ['-l', m], { nothrow: true });
