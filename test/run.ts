@@ -34,7 +34,6 @@ for (const file of files) {
   });
   const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const skipped = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
   passed += ok;
   // uvu counts skipped tests outside Total, so every test in Total that did not pass failed.
   const bad = Math.max(total - ok, code !== 0 && total === ok ? 1 : 0);
