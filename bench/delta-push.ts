@@ -64,8 +64,10 @@ try {
   const local: Device = { name: 'local', transport: 'local', hypervisor: 'qemu', arch: 'x86_64', root: join(work, 'device-local') };
   const rows: string[] = [];
   for (const device of [local, sshd.device]) {
-    const session = await openSession(device, join(work, `repo-${device.name}`));
+    // The repo root the pushes run from (the local transport's working folder; block indexes live under it).
     const root = join(work, `repo-${device.name}`);
+    await fs.mkdir(root, { recursive: true });
+    const session = await openSession(device, root);
     try {
       for (const [label, img] of images) {
         const dep = await fileDep('sql:rootfs', 'rootfs.img', img);
