@@ -11,7 +11,7 @@ import { StatCache } from './hash.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { acquireLock } from './lock.ts';
 import { sweep } from './sweep.ts';
-import { type EngineState, Rebuilder, tmpRoot } from './rebuilder.ts';
+import { type EngineState, Rebuilder, tmpRoot } from './rebuild/index.ts';
 import type { KeyParts } from './key.ts';
 import { schedule } from './scheduler.ts';
 import { openStore, type RemoteMode } from './store/open.ts';

@@ -49,7 +49,7 @@ function isOutputFile(f: unknown): f is OutputFile {
   const safeName = typeof name === 'string' && name !== '' && !name.startsWith('/') && !name.split('/').some((p) => p === '..' || p === '');
   return safeName && typeof sha256 === 'string' && SHA256.test(sha256)
     && Number.isSafeInteger(size) && (size as number) >= 0
-    // Only what a run records (lib/rebuilder.ts): a setuid or world-writable mode from outside is never restored.
+    // Only what a run records (lib/rebuild/artifact.ts): a setuid or world-writable mode from outside is never restored.
     && (mode === 0o644 || mode === 0o755);
 }
 
