@@ -1,8 +1,8 @@
 // `sovereign autostart --enable|--disable`: installs or removes the boot hook that starts the device's deployed VMs after a reboot.
-import type { Config } from './config.ts';
-import { resolveDevice } from './engine.ts';
-import { EXIT, UserError } from './error.ts';
-import { disableAutostart, enableAutostart } from './vm/autostart.ts';
+import type { Config } from '../config.ts';
+import { resolveDevice } from '../engine.ts';
+import { EXIT, UserError } from '../error.ts';
+import { disableAutostart, enableAutostart } from '../vm/autostart.ts';
 
 export async function autostartCommand(values: Record<string, string | boolean | undefined>, root: string, config: Config): Promise<number> {
   const { enable, disable, json } = values;
@@ -10,7 +10,7 @@ export async function autostartCommand(values: Record<string, string | boolean |
     throw new UserError('autostart needs exactly one of --enable or --disable', { code: 'usage', hint: 'sovereign autostart --enable --device phone' });
   }
   const device = resolveDevice(config, values.device as string | undefined);
-  const { openSession } = await import('./device/session.ts');
+  const { openSession } = await import('../device/session.ts');
   const session = await openSession(device, root);
   try {
     const r = enable ? await enableAutostart(session, config) : await disableAutostart(session);
