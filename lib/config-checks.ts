@@ -1,7 +1,8 @@
 // Config checks that span services or look at the repo: shared addresses and ports, dependsOn cycles, payload folders.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Bad, Service } from './config.ts';
+import type { Service } from './config.ts';
+import type { Bad } from './config-resolve.ts';
 
 /** Runs after each service resolved on its own; `root` (the repo) enables the checks that read the disk. */
 export function checkAcrossServices(services: Map<string, Service>, root: string | undefined, bad: Bad): void {

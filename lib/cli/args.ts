@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline/promises';
 import type { Config } from '../config.ts';
-import { didYouMean } from '../config.ts';
+import { didYouMean } from '../did-you-mean.ts';
 import { UserError } from '../error.ts';
 import type { Steps } from '../graph.ts';
 import { findRoot, loadConfig } from '../load-config.ts';
@@ -53,12 +53,6 @@ export function parse(args: string[], extra: Record<string, { type: 'boolean' | 
     throw new UserError((e as Error).message.replace(/\. To specify.*$/s, ''), { code: 'usage', hint: `${guess ? `${guess} — ` : ''}see sovereign ${command} --help` });
   }
 }
-
-/** For an unknown word: the nearest known one, or the list of them. */
-export const hintFor = (word: string, names: string[]) => {
-  const g = didYouMean(word, names);
-  return g ? `did you mean '${g}'?` : `known: ${names.join(', ')}`;
-};
 
 export async function context(override?: Steps): Promise<{ root: string; config: Config; steps: Steps }> {
   const root = await findRoot(process.cwd());

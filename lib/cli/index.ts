@@ -2,7 +2,8 @@
 import { EXIT, fromSystemError, UserError } from '../error.ts';
 import { useColor } from '../report/terminal.ts';
 import { HELP, commandHelp } from '../help.ts';
-import { context, hintFor, type MainOptions, parse } from './args.ts';
+import { hintNames } from '../did-you-mean.ts';
+import { context, type MainOptions, parse } from './args.ts';
 import { cacheCommand } from './cache.ts';
 import { COMPAT, compatTargets } from './compat.ts';
 import { graphCommand, hashCommand, preflightCommand, whyCommand } from './inspect.ts';
@@ -53,7 +54,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       }
       default:
         if (COMPAT.includes(command)) return await runCommand(argv, opts, (o, config) => compatTargets(command, o, config), true);
-        throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintFor(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', 'autostart', ...COMPAT]) + ' — see sovereign --help' });
+        throw new UserError(`unknown command '${command}'`, { code: 'usage', hint: hintNames(command, ['run', 'why', 'graph', 'cache', 'hash', 'preflight', 'autostart', ...COMPAT]) + ' — see sovereign --help' });
     }
   } catch (e) {
     return reportError(e, rest.includes('--json'));
