@@ -1,8 +1,7 @@
 // The remote store: records and blobs as artifacts on a Turborepo v8 remote-cache server; it never fails a build.
-import { createHash, createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -13,6 +12,8 @@ import { parseSize } from '../config.ts';
 import { renameDurable, tmpName } from '../fsutil.ts';
 import { gzipBlocks } from './gzip-blocks.ts';
 import { parseRecord } from './record.ts';
+import { ArtifactHttp, Failure, readCapped } from './remote-http.ts';
+import { ArtifactSigner, recordArtifactId, sameTag } from './remote-signing.ts';
 import type { CacheRecord, Store, TransferProgress } from './store.ts';
 
 export type RemoteMode = 'off' | 'read' | 'read-write';
@@ -46,45 +47,29 @@ export interface RemoteStoreOptions {
 /** Compressed record bodies larger than this are not records. */
 const MAX_RECORD_BYTES = 4 * 1024 * 1024;
 
-/** Why an attempt failed; `transient` is retried, `down` drops the remote for the rest of the run. */
-class Failure extends Error {
-  constructor(message: string, readonly kind: 'transient' | 'down' | 'no-writes' | 'rejected', readonly retryAfterMs?: number) {
-    super(message);
-  }
-}
-
 export class RemoteStore implements Store {
   readonly name = 'remote';
   /** Blobs whose copy on the server failed verification this run. */
   private readonly bad = new Set<string>();
-  private readonly base: URL;
-  private readonly agent: http.Agent;
-  private readonly timeoutMs: number;
-  private readonly retries: number;
-  private readonly retryDelayMs: number;
-  /** Circuit breaker: after the server failed us once (after retries), stop asking it this run. */
-  private down = false;
-  private noWrites = false;
+  private readonly http: ArtifactHttp;
+  private readonly signer: ArtifactSigner;
 
   constructor(private readonly opts: RemoteStoreOptions) {
-    this.base = new URL(opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
-    this.agent = this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 8 }) : new http.Agent({ keepAlive: true, maxSockets: 8 });
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.retries = opts.retries ?? 3;
-    this.retryDelayMs = opts.retryDelayMs ?? 200;
+    this.http = new ArtifactHttp(opts);
+    this.signer = new ArtifactSigner(opts.signatureKey, opts.team);
   }
 
   /** False once the breaker tripped. */
-  get available(): boolean { return !this.down; }
-  private get writable(): boolean { return this.opts.mode === 'read-write' && !this.down && !this.noWrites; }
+  get available(): boolean { return !this.http.down; }
+  private get writable(): boolean { return this.opts.mode === 'read-write' && !this.http.down && !this.http.noWrites; }
 
   async getRecord(key: string): Promise<CacheRecord | undefined> {
-    return this.guard(`record ${key}`, undefined, async () => {
+    return this.http.guard(`record ${key}`, undefined, async () => {
       const id = recordArtifactId(key);
-      const res = await this.send('GET', id);
-      if (!(await this.ok(res))) return undefined;
+      const res = await this.http.send('GET', id);
+      if (!(await this.http.ok(res))) return undefined;
       const body = await readCapped(res, MAX_RECORD_BYTES);
-      const check = this.checkTag(id, res.headers['x-artifact-tag'], (mac) => mac.update(body));
+      const check = this.signer.check(id, res.headers['x-artifact-tag'], (mac) => mac.update(body));
       if (check) return this.reject(`record ${key}`, check);
       let record: CacheRecord | undefined;
       try { record = parseRecord(JSON.parse(gunzipSync(body, { maxOutputLength: 4 * MAX_RECORD_BYTES }).toString('utf8')), key); } catch { /* reported below */ }
@@ -96,21 +81,21 @@ export class RemoteStore implements Store {
     if (!this.writable) return false;
     const id = recordArtifactId(record.key);
     const body = gzipSync(JSON.stringify(record));
-    const tag = this.sign(id, (mac) => mac.update(body));
-    return this.guard(`upload of record ${record.key}`, false, async () => {
-      const res = await this.send('PUT', id, { body, headers: { ...tag, 'x-artifact-duration': String(Math.round(record.durationMs)) } });
-      return this.ok(res, true, true);
+    const tag = this.signer.sign(id, (mac) => mac.update(body));
+    return this.http.guard(`upload of record ${record.key}`, false, async () => {
+      const res = await this.http.send('PUT', id, { body, headers: { ...tag, 'x-artifact-duration': String(Math.round(record.durationMs)) } });
+      return this.http.ok(res, true, true);
     });
   }
 
   async hasBlob(sha256: string): Promise<boolean> {
-    return this.guard(`blob ${short(sha256)}`, false, async () => this.ok(await this.send('HEAD', sha256), true));
+    return this.http.guard(`blob ${short(sha256)}`, false, async () => this.http.ok(await this.http.send('HEAD', sha256), true));
   }
 
   async fetchBlob(sha256: string, size: number, dest: string, progress?: TransferProgress): Promise<boolean> {
-    return this.guard(`blob ${short(sha256)}`, false, async () => {
-      const res = await this.send('GET', sha256);
-      if (!(await this.ok(res))) return false;
+    return this.http.guard(`blob ${short(sha256)}`, false, async () => {
+      const res = await this.http.send('GET', sha256);
+      if (!(await this.http.ok(res))) return false;
       await fs.mkdir(dirname(dest), { recursive: true });
       const tmp = tmpName(dest);
       try {
@@ -141,9 +126,9 @@ export class RemoteStore implements Store {
       const half = (frac: number, second: boolean) => progress?.(Math.round(raw * (second ? 0.5 + frac / 2 : frac / 2)), raw);
       const staged = await this.stage(path, sha256, join(dir, 'artifact.gz'), (done) => half(raw ? done / raw : 1, false));
       if (typeof staged === 'string') { this.opts.onWarning(`remote cache: skipped upload of blob ${short(sha256)}: ${staged}`); return false; }
-      return await this.guard(`upload of blob ${short(sha256)}`, false, async () => {
-        const res = await this.send('PUT', sha256, { body: staged, headers: staged.tag, progress: (sent, total) => half(total ? sent / total : 1, true) });
-        return this.ok(res, true, true);
+      return await this.http.guard(`upload of blob ${short(sha256)}`, false, async () => {
+        const res = await this.http.send('PUT', sha256, { body: staged, headers: staged.tag, progress: (sent, total) => half(total ? sent / total : 1, true) });
+        return this.http.ok(res, true, true);
       });
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
@@ -152,7 +137,7 @@ export class RemoteStore implements Store {
 
   /** Compresses `path` into `file`, signing what will be sent; a string says why it is not uploaded. */
   private async stage(path: string, id: string, file: string, onRead: (bytes: number) => void): Promise<{ file: string; size: number; tag: Record<string, string> } | string> {
-    const mac = this.opts.signatureKey ? this.newMac(id) : undefined;
+    const mac = this.signer.mac(id);
     const max = this.opts.maxUploadSize;
     let size = 0;
     const count = new Transform({
@@ -176,7 +161,7 @@ export class RemoteStore implements Store {
   /** Streams a response through (signature) → gunzip → sha256 into `tmp`; a string says what was wrong. */
   private async download(res: http.IncomingMessage, sha256: string, size: number, tmp: string, progress?: TransferProgress): Promise<string | undefined> {
     const tag = res.headers['x-artifact-tag'];
-    const mac = this.opts.signatureKey ? this.newMac(sha256) : undefined;
+    const mac = this.signer.mac(sha256);
     if (mac && typeof tag !== 'string') { res.resume(); return 'unsigned artifact (signature is on)'; }
     const hash = createHash('sha256');
     let done = 0;
@@ -204,120 +189,11 @@ export class RemoteStore implements Store {
     return undefined;
   }
 
-  private newMac(id: string): Hmac {
-    // Turborepo's tag: HMAC-SHA256(key, artifact hash ‖ team ‖ body), base64.
-    return createHmac('sha256', this.opts.signatureKey!).update(id).update(this.opts.team);
-  }
-
-  private sign(id: string, feed: (mac: Hmac) => void): Record<string, string> {
-    if (!this.opts.signatureKey) return {};
-    const mac = this.newMac(id);
-    feed(mac);
-    return { 'x-artifact-tag': mac.digest('base64') };
-  }
-
-  /** undefined when the tag is fine (or signing is off), else what is wrong. */
-  private checkTag(id: string, tag: string | string[] | undefined, feed: (mac: Hmac) => void): string | undefined {
-    if (!this.opts.signatureKey) return undefined;
-    if (typeof tag !== 'string') return 'unsigned artifact (signature is on)';
-    const mac = this.newMac(id);
-    feed(mac);
-    return sameTag(mac.digest(), tag) ? undefined : 'signature mismatch (x-artifact-tag)';
-  }
-
   /** Bad data from the server: warn and treat as a miss (the build goes on locally). */
   private reject(what: string, why: string): undefined {
     this.opts.onWarning(`remote cache: rejected ${what}: ${why}`);
     return undefined;
   }
-
-  /** true for 2xx, false for 404 (a miss); throws a Failure for everything else. `drain`: the caller does not read the body. */
-  private async ok(res: http.IncomingMessage, drain = false, write = false): Promise<boolean> {
-    const status = res.statusCode ?? 0;
-    if (status >= 200 && status < 300) { if (drain) res.resume(); return true; }
-    const text = (await readCapped(res, 4096).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 200);
-    const said = text ? `: ${text}` : '';
-    if (status === 404) return false;
-    if (status === 401) throw new Failure(`the server refused the token (401)${said}`, 'down');
-    if (status === 403) throw new Failure(`forbidden (403)${said}`, write ? 'no-writes' : 'down');
-    if (status === 429 || status >= 500) throw new Failure(`HTTP ${status}${said}`, 'transient', retryAfter(res.headers['retry-after']));
-    throw new Failure(`HTTP ${status}${said}`, 'rejected');
-  }
-
-  /** Runs an attempt with retries; any failure becomes a warning and `miss`. */
-  private async guard<T>(what: string, miss: T, attempt: () => Promise<T>): Promise<T> {
-    for (let i = 0; !this.down; i++) {
-      try {
-        return await attempt();
-      } catch (e) {
-        const f = e instanceof Failure ? e : asFailure(e);
-        if (f.kind === 'transient' && i < this.retries) {
-          await sleep(f.retryAfterMs ?? this.retryDelayMs * 2 ** i * (0.75 + Math.random() / 2));
-          continue;
-        }
-        this.fail(what, f, i + 1);
-        return miss;
-      }
-    }
-    return miss;
-  }
-
-  private fail(what: string, f: Failure, attempts: number): void {
-    const where = this.base.origin;
-    if (f.kind === 'rejected') return this.opts.onWarning(`remote cache: ${what}: ${f.message}`);
-    if (f.kind === 'no-writes') {
-      if (!this.noWrites) this.opts.onWarning(`remote cache ${where} does not accept uploads (${f.message}); reading only for the rest of this run`);
-      this.noWrites = true;
-      return;
-    }
-    if (this.down) return;
-    this.down = true;
-    const tries = f.kind === 'transient' ? ` after ${attempts} attempt${attempts > 1 ? 's' : ''}` : '';
-    this.opts.onWarning(`remote cache ${where} failed (${what}: ${f.message})${tries}; using the local cache only for the rest of this run`);
-  }
-
-  private artifactUrl(id: string): URL {
-    const u = new URL(`v8/artifacts/${id}`, this.base);
-    u.searchParams.set(this.opts.team.startsWith('team_') ? 'teamId' : 'slug', this.opts.team);
-    return u;
-  }
-
-  /** One HTTP request; resolves with the response (any status), follows GET redirects (auth stays on its origin). */
-  private send(method: 'GET' | 'HEAD' | 'PUT', id: string, opts: { body?: Buffer | { file: string; size: number }; headers?: Record<string, string>; progress?: TransferProgress } = {}, url = this.artifactUrl(id), hops = 0): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { 'user-agent': 'sovereign', ...opts.headers };
-      if (url.origin === this.base.origin) headers.authorization = `Bearer ${this.opts.token}`;
-      const body = opts.body;
-      if (body) {
-        headers['content-type'] = 'application/octet-stream';
-        headers['content-length'] = String(Buffer.isBuffer(body) ? body.length : body.size);
-      }
-      const lib = url.protocol === 'https:' ? https : http;
-      const req = lib.request(url, { method, headers, agent: url.origin === this.base.origin ? this.agent : undefined }, (res) => {
-        const location = res.headers.location;
-        if (method !== 'PUT' && location && [301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && hops < 3) {
-          res.resume();
-          resolve(this.send(method, id, opts, new URL(location, url), hops + 1));
-          return;
-        }
-        resolve(res);
-      });
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Failure(`no data for ${Math.round(this.timeoutMs / 1000)} s`, 'transient')));
-      req.on('error', reject);
-      if (!body) req.end();
-      else if (Buffer.isBuffer(body)) req.end(body);
-      else {
-        let sent = 0;
-        const count = new Transform({ transform(c: Buffer, _e, cb) { sent += c.length; opts.progress?.(sent, body.size); cb(null, c); } });
-        pipeline(createReadStream(body.file, { highWaterMark: 1 << 20 }), count, req).catch(reject);
-      }
-    });
-  }
-}
-
-/** Records live beside blobs on the server: a hex id derived from the key keeps the two apart and suits servers that want hex. */
-export function recordArtifactId(key: string): string {
-  return createHash('sha256').update(`sovereign-record-v1\0${key}`).digest('hex');
 }
 
 /** Remote options from config + environment + the `--remote-cache` flag; undefined (with a reason) when there is no remote. */
@@ -344,34 +220,4 @@ function safeOrigin(url: string): string {
   try { return new URL(url).origin; } catch { return '(invalid URL)'; }
 }
 
-function asFailure(e: unknown): Failure {
-  const err = e as NodeJS.ErrnoException;
-  const transient = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'];
-  if (transient.includes(err?.code ?? '') || /aborted|socket hang up/i.test(err?.message ?? '')) return new Failure(err.code ?? err.message, 'transient');
-  return new Failure(err?.message ?? String(e), 'rejected');
-}
-
-function retryAfter(h: string | undefined): number | undefined {
-  const s = Number(h);
-  return Number.isFinite(s) && s >= 0 ? Math.min(s * 1000, 10_000) : undefined;
-}
-
-/** Compares an HMAC with a base64 tag (padded or not), in constant time. */
-function sameTag(mac: Buffer, tag: string): boolean {
-  const got = Buffer.from(tag, 'base64');
-  return got.length === mac.length && timingSafeEqual(got, mac);
-}
-
-async function readCapped(res: http.IncomingMessage, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res) {
-    n += (c as Buffer).length;
-    if (n > max) { res.destroy(); throw new Failure(`response larger than ${max} bytes`, 'rejected'); }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 const short = (sha: string) => sha.slice(0, 12);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
