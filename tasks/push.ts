@@ -67,6 +67,7 @@ function checkByManifest(spec: PushSpec) {
     const dev = await ctx.session();
     const have = (await dev.manifest(ctx.service.name)).files[spec.file];
     if (!have) return `${spec.file} was never pushed`;
+    if (have.replacing) return `an earlier push of ${spec.file} was interrupted${spec.delta ? `; ${await deltaBasis(ctx.root, have)}` : ''}`;
     if (have.sha256 !== want.sha256 || have.size !== want.size) {
       const changed = `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
       return spec.delta ? `${changed}; ${await deltaBasis(ctx.root, have)}` : changed;
@@ -87,9 +88,11 @@ function pushArtifact(spec: PushSpec) {
     const pushed = spec.hashOnPush ? await identity(ctx, out.path, spec.file) : out;
     const dev = await ctx.session();
     const opts = { signal: ctx.signal, sparse: spec.sparse, progress: (done: number, total: number) => ctx.progress(done, total, spec.file) };
+    const had = (await dev.manifest(ctx.service.name)).files[spec.file];
+    // Before the new file's rename: a run killed after it must not find the manifest vouching for the old bytes.
+    if (had && !had.replacing) await dev.recordPush(ctx.service.name, spec.file, { ...had, replacing: true });
     // The device's copy is only a base for a delta when it is a different file (not the same one gone missing).
-    const had = spec.delta ? (await dev.manifest(ctx.service.name)).files[spec.file] : undefined;
-    const have = had && had.sha256 !== pushed.sha256 ? had : undefined;
+    const have = spec.delta && had && had.sha256 !== pushed.sha256 ? had : undefined;
     const { bytes, note } = spec.delta
       ? await pushDelta(dev, { ...opts, root: ctx.root, local: out.path, remote: path, want: pushed, have })
       : { ...(await dev.push(out.path, path, opts)), note: undefined };

@@ -6,8 +6,14 @@ import type { Transport, TransportRunOptions, UploadOptions } from './transport.
 
 /** What was pushed to `<root>/vm/<svc>/`: file name -> content identity. Lives at `<root>/vm/<svc>/manifest.json`. */
 export interface Manifest {
-  files: Record<string, { sha256: string; size: number }>;
+  files: Record<string, ManifestEntry>;
 }
+
+/**
+ * `replacing`: a push of another version began (set before its rename); the file may hold either, so the entry
+ * vouches for nothing until the push records the new one — it stays only as the basis of the next delta push.
+ */
+export interface ManifestEntry { sha256: string; size: number; replacing?: true }
 
 export interface DeviceSession {
   readonly device: Device;
@@ -27,7 +33,7 @@ export interface DeviceSession {
   /** Permission bits of `remote` (e.g. 0o755), undefined when absent. */
   mode(remote: string): Promise<number | undefined>;
   manifest(svc: string): Promise<Manifest>;
-  recordPush(svc: string, name: string, entry: { sha256: string; size: number }): Promise<void>;
+  recordPush(svc: string, name: string, entry: ManifestEntry): Promise<void>;
   /** Starts `script` detached from the transport (adb/ssh return at once), stdout+stderr appended to `log`, pid to `pidFile`. */
   spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }): Promise<number>;
   isAlive(pid: number): Promise<boolean>;

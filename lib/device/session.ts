@@ -5,7 +5,7 @@ import { posix, resolve } from 'node:path';
 import type { Device } from '../config.ts';
 import { UserError } from '../error.ts';
 import { tail } from '../exec.ts';
-import type { DeviceSession, Manifest } from './device.ts';
+import type { DeviceSession, Manifest, ManifestEntry } from './device.ts';
 import { openTransport } from './open.ts';
 import { shQuote as q } from './shell.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
@@ -111,9 +111,9 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       return m;
     },
 
-    async recordPush(svc: string, name: string, entry: { sha256: string; size: number }) {
+    async recordPush(svc: string, name: string, entry: ManifestEntry) {
       const m = await session.manifest(svc);
-      const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size } } };
+      const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size, ...(entry.replacing && { replacing: true }) } } };
       await writeFile(manifestPath(svc), `${JSON.stringify(next, null, 2)}\n`, 0o644);
       manifests.set(svc, next);
     },
