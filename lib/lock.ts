@@ -1,15 +1,36 @@
-// One run per repo at a time: an exclusive lock file holding the owner's pid; stale locks (dead owner) are taken over.
+// One run per repo at a time: an exclusive lock file holding the owner's pid and start; stale locks (dead owner) are taken over.
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError } from './error.ts';
 
 export interface Lock { release(): Promise<void> }
 
-interface Holder { pid: number; since: string; token: string }
+/** `start`: which process `pid` was (boot id and start time), where the system tells; absent in older locks. */
+interface Holder { pid: number; since: string; token: string; start?: string }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+/**
+ * Boot id and start time (clock ticks after boot, /proc/<pid>/stat field 22) of a process: a pid reused by another
+ * process, or a lock from before a reboot or from another container with our pid, does not match. Undefined off Linux.
+ */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces and parentheses) start at field 3.
+    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return ticks ? `${boot}:${ticks}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The holder's process still runs: its pid is alive and, when the lock says which process it was, is still that one. */
+function alive(h: Holder): boolean {
+  try { process.kill(h.pid, 0); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; }
+  if (h.start === undefined) return true;
+  const now = processStart(h.pid);
+  return now === undefined || now === h.start;
 }
 
 /**
@@ -20,7 +41,7 @@ async function read(file: string): Promise<Holder | undefined> {
   const text = await fs.readFile(file, 'utf8').catch(() => undefined);
   try {
     const h = JSON.parse(text ?? '') as Partial<Holder> | null;
-    return typeof h?.pid === 'number' && typeof h.token === 'string' ? (h as Holder) : undefined;
+    return typeof h?.pid === 'number' && typeof h.token === 'string' && (h.start === undefined || typeof h.start === 'string') ? (h as Holder) : undefined;
   } catch {
     return undefined;
   }
@@ -32,7 +53,7 @@ async function read(file: string): Promise<Holder | undefined> {
  */
 export async function acquireLock(file: string, opts: { waitMs: number; onWait?: (holder: string) => void }): Promise<Lock> {
   await fs.mkdir(dirname(file), { recursive: true });
-  const me: Holder = { pid: process.pid, since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const me: Holder = { pid: process.pid, since: new Date().toISOString(), token: randomBytes(8).toString('hex'), start: processStart(process.pid) };
   const deadline = Date.now() + opts.waitMs;
   let told = false;
   for (;;) {
@@ -44,7 +65,7 @@ export async function acquireLock(file: string, opts: { waitMs: number; onWait?:
     await fs.rm(mine, { force: true });
     if (took) return { release: () => release(file, me.token) };
     const holder = await read(file);
-    if (!holder || !alive(holder.pid)) {
+    if (!holder || !alive(holder)) {
       await takeOver(file, holder?.token);
       continue;
     }
