@@ -73,7 +73,12 @@ export function qemuNetwork(p: NetParams & { index: number }): string {
   const u = QEMU_UPLINK;
   const fwd = p.ports.map((port, i) => `,hostfwd=tcp:127.0.0.1:\${${portEnvName(p.name, port)}:-${defaultHostPort(p.index, i)}}-${u.ip}:${port}`);
   const exposed = p.expose.map((e) => `,hostfwd=tcp:${e.address === '0.0.0.0' ? '' : e.address}:${e.hostPort}-${u.ip}:${e.port}`);
-  return `# The device's guest LAN (${guestNet(p.guestIp).subnet}, shared by all its VMs): a multicast group on loopback,
+  // An override reaches hostfwd only as a port number: anything else (`0.0.0.0:15432`) could bind beyond loopback.
+  const checks = p.ports.map((port) => {
+    const v = portEnvName(p.name, port);
+    return `case "\${${v}-}" in '') ;; *[!0-9]*|0*) echo "start.sh: ${v} must be a port number (1-65535), not '$${v}'" >&2; exit 2 ;; *) [ "$${v}" -le 65535 ] || { echo "start.sh: ${v} must be a port number (1-65535), not '$${v}'" >&2; exit 2; } ;; esac\n`;
+  }).join('');
+  return `${checks}# The device's guest LAN (${guestNet(p.guestIp).subnet}, shared by all its VMs): a multicast group on loopback,
 # derived from the device folder (see lib/vm/network.ts for why this and not a bridge).
 lan_sum=$(cd .. && pwd -P | cksum | cut -d ' ' -f 1)
 lan="\${SOVEREIGN_LAN:-239.255.$(( lan_sum / 65536 % 256 )).$(( lan_sum / 256 % 254 + 1 )):$(( 40000 + lan_sum % 20000 ))}"
