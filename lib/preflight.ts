@@ -4,7 +4,7 @@ import type { Config, Device } from './config.ts';
 import { UserError } from './error.ts';
 import { exec } from './exec.ts';
 import { openTransport } from './device/open.ts';
-import { readEnvFile } from './secrets.ts';
+import { readEnvFile, unsendable } from './secrets.ts';
 import { userInfo } from 'node:os';
 import { archSpec } from './arch.ts';
 import { bootstrapper, checkCanBootstrap } from './build/base.ts';
@@ -115,14 +115,14 @@ async function baseCheck(device: Device): Promise<PreflightCheck> {
 }
 
 /** `.env` exists when any service declares secrets, and holds every declared key (names only: values are never shown). */
-async function envChecks(config: Config, opts: PreflightOptions): Promise<PreflightCheck[]> {
+export async function envChecks(config: Config, opts: PreflightOptions): Promise<PreflightCheck[]> {
   const services = [...config.services.values()].filter((s) => (!opts.services || opts.services.includes(s.name)) && s.secrets.length > 0);
   if (services.length === 0) return [];
   let env: EnvFile;
   try {
     env = await readEnvFile(join(opts.root, '.env'));
   } catch (e) {
-    return [{ name: '.env', ok: false, detail: message(e), fix: 'fix the line named above (KEY=VALUE)' }];
+    return [{ name: '.env', ok: false, detail: message(e), fix: envFix(e) }];
   }
   const generated = 'the first deploy generates random values for missing keys (edit .env to choose your own)';
   if (!env.exists) return [{ name: '.env', ok: true, detail: `not there yet: ${generated}` }];
@@ -130,9 +130,19 @@ async function envChecks(config: Config, opts: PreflightOptions): Promise<Prefli
     { name: '.env', ok: true, detail: `${env.size} keys` },
     ...services.map((s) => {
       const missing = s.secrets.filter((k) => !env.has(k));
+      const bad = s.secrets.map((k) => (env.has(k) ? unsendable(k, env.get(k)!) : undefined)).find(Boolean);
+      if (bad) return { name: `.env keys for ${s.name}`, ok: false, detail: bad, fix: 'keep each value on one line (no \\n escape) in .env' };
       return { name: `.env keys for ${s.name}`, ok: true, detail: missing.length ? `${missing.join(', ')} not set: ${generated}` : s.secrets.join(', ') };
     }),
   ];
+}
+
+/** What to do about a .env that cannot be read: the hint follows the cause, not always the line syntax. */
+function envFix(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return '.env must be a file of KEY=VALUE lines: move the folder away';
+  if (code === 'EACCES' || code === 'EPERM') return 'let this user read .env (it should be yours, mode 0600: chmod 600 .env)';
+  return 'fix the line named above (KEY=VALUE)';
 }
 
 function message(e: unknown): string {

@@ -87,11 +87,17 @@ export async function secretsFor(service: Service, from: string | Map<string, st
   return Object.fromEntries(service.secrets.map((k) => [k, env.get(k)!]));
 }
 
+/** Why the guest's line-based secrets file cannot carry this value (a `\n` escape in .env makes one), or undefined. */
+export function unsendable(key: string, value: string): string | undefined {
+  return /[\n\r\0]/.test(value) ? `the value of ${key} contains a line break or NUL byte, which the guest's KEY=VALUE file cannot carry` : undefined;
+}
+
 /** KEY=VALUE lines, NUL-padded to whole 4 KiB blocks (at least one): the guest reads it as a raw disk. */
 export function renderSecretsFile(values: Record<string, string>): Buffer {
   for (const [k, v] of Object.entries(values)) {
     if (!KEY.test(k)) throw new UserError(`secret name '${k}' is not a valid key`);
-    if (/[\n\r\0]/.test(v)) throw new UserError(`the value of ${k} contains a line break or NUL byte, which the guest's KEY=VALUE file cannot carry`, { hint: `put ${k} on one line in .env` });
+    const why = unsendable(k, v);
+    if (why) throw new UserError(why, { code: 'environment', hint: `put ${k} on one line in .env` });
   }
   const text = Buffer.from(Object.entries(values).map(([k, v]) => `${k}=${v}\n`).join(''), 'utf8');
   const size = Math.max(BLOCK, Math.ceil(text.length / BLOCK) * BLOCK);
