@@ -5,7 +5,7 @@ import type { Device } from '../config.ts';
 import { UserError } from '../error.ts';
 import { exec, tail } from '../exec.ts';
 import type { ExecOptions, ExecResult } from '../exec.ts';
-import { DEFAULT_TIMEOUT_MS, shQuote, stdinScript } from './shell.ts';
+import { DEFAULT_TIMEOUT_MS, shQuote, stdinScript, TEMP_MARK } from './shell.ts';
 import { sparseBundle } from './sparse.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
 
@@ -49,6 +49,9 @@ export async function adbTransport(device: Device): Promise<Transport> {
       const bundle = opts.sparse ? await sparseBundle(local, posix.basename(remote), opts.signal) : undefined;
       const file = bundle?.path ?? local;
       const size = (await fs.stat(file)).size;
+      // A killed run leaves its staged copy here (a full rootfs, say): those of earlier pushes of this same file go first.
+      const mark = stage.indexOf(TEMP_MARK);
+      if (mark > 0) await run(`rm -f ${shQuote(stage.slice(0, mark + TEMP_MARK.length))}*`, { timeoutMs: CLEANUP_TIMEOUT_MS, nothrow: true });
       try {
         await adb(['push', file, stage], { signal: opts.signal });
         const place = bundle

@@ -7,7 +7,7 @@ import { UserError } from '../error.ts';
 import { tail } from '../exec.ts';
 import type { DeviceSession, Manifest, ManifestEntry } from './device.ts';
 import { openTransport } from './open.ts';
-import { shQuote as q } from './shell.ts';
+import { shQuote as q, TEMP_MARK } from './shell.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
 
 /** Exit code our scripts use for "no such file", so it is not confused with a failure. */
@@ -16,7 +16,6 @@ const ABSENT = 66;
 const HASH_TIMEOUT_MS = 10 * 60_000;
 /** How long spawnDetached waits for the detached process to write its pid. */
 const PID_WAIT_TICKS = 100;
-const TEMP_MARK = '.sov-tmp-';
 
 /** Opens the device's transport and a session on it. `root` is the repo root. */
 export async function openSession(device: Device, root: string): Promise<DeviceSession> {

@@ -21,3 +21,6 @@ export function stdinScript(script: string, input?: string | Buffer): string {
   const b64 = Buffer.from(input).toString('base64').replace(/.{1,76}/g, '$&\n');
   return `__sov_input() {\nbase64 -d <<'${END}'\n${b64}${END}\n}\n__sov_input | {\n${script}\n}\n`;
 }
+
+/** Marks a device file as a push's temp copy (`.<name>.sov-tmp-<pid>-<rand>`): debris a killed push leaves is found by it. */
+export const TEMP_MARK = '.sov-tmp-';

@@ -48,6 +48,10 @@ test('every command carries -s <serial> and runs as root via `shell su -c`; push
   const dep = await fileDep('sql:rootfs', 'rootfs.img', rootfs);
   const ctx = (step: typeof pushRootfs, o: Partial<Parameters<typeof fakeContext>[0]> = {}) => fakeContext({ step, service, device: phone, session, root: work, ...o }).ctx;
 
+  // What a killed run left staged (a full copy of an earlier rootfs push), and a file that is not ours.
+  const staging = join(fake, 'data/local/tmp');
+  await fs.writeFile(join(staging, '_data_sovereign_vm_sql_.rootfs.img.sov-tmp-1-deadbeef'), 'stale staged copy');
+  await fs.writeFile(join(staging, 'someone-elses.bin'), 'not ours');
   assert.type(await pushRootfs.check!(ctx(pushRootfs, { deps: [dep] })), 'string');
   await pushRootfs.run!(ctx(pushRootfs, { deps: [dep] }));
   const onDevice = join(fake, 'data/sovereign/vm/sql');
@@ -81,7 +85,7 @@ test('every command carries -s <serial> and runs as root via `shell su -c`; push
   const pushes = rest.filter((a) => a[2] === 'push');
   assert.is(pushes.length, 2, 'rootfs and the data disk bundle');
   for (const argv of pushes) assert.match(argv[4], /^\/data\/local\/tmp\//, 'staged in /data/local/tmp');
-  assert.equal(await fs.readdir(join(fake, 'data/local/tmp')), [], 'staging cleaned up (moved or unpacked)');
+  assert.equal(await fs.readdir(staging), ['someone-elses.bin'], 'staging cleaned up (moved or unpacked), a killed push\'s staged copy swept, nothing else touched');
   const recorded = await fs.readFile(log, 'utf8');
   for (const form of secretForms(secret)) assert.not.ok(recorded.includes(form), `secret (as ${form}) in an adb argument list`);
 });
