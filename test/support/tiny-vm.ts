@@ -60,6 +60,18 @@ export async function tinyDisks(dir: string, modules: string): Promise<void> {
   }
 }
 
+/**
+ * Tear-down for VM tests: SIGKILL the VMs, wait (up to 5 s) until each pid is gone, then remove the test folder,
+ * retrying while a dying qemu or its console writer still adds files to it (ENOTEMPTY).
+ */
+export async function killVmsAndRemove(pids: Iterable<number | undefined>, root: string): Promise<void> {
+  const live = [...pids].filter((p): p is number => !!p);
+  for (const pid of live) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  const gone = (pid: number) => { try { process.kill(pid, 0); return false; } catch { return true; } };
+  for (const until = Date.now() + 5000; Date.now() < until && !live.every(gone);) await new Promise((r) => setTimeout(r, 50));
+  if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+}
+
 /** A free TCP port on 127.0.0.1 (closed again, so the caller can bind it). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

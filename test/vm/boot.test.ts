@@ -16,7 +16,7 @@ import { startScript } from '../../tasks/start-script.ts';
 import { status } from '../../tasks/status.ts';
 import { stop } from '../../tasks/stop.ts';
 import { test as testStep } from '../../tasks/test.ts';
-import { cloudKernel, fakeRun, freePort, openSession, repoRoot, tinyConfig, tinyDisks } from '../support/tiny-vm.ts';
+import { cloudKernel, fakeRun, freePort, killVmsAndRemove, openSession, repoRoot, tinyConfig, tinyDisks } from '../support/tiny-vm.ts';
 
 let root = '';
 let dir = '';
@@ -67,8 +67,7 @@ test.after(async () => {
     if (pid) started.push(pid);
     await session.close();
   }
-  for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  await killVmsAndRemove(started, root);
 });
 
 test('start boots the VM to its ready marker, then is up to date for the same deployed set', async () => {

@@ -10,7 +10,7 @@ import type { DeviceSession } from '../../lib/device/device.ts';
 import { runningPid, stopVm } from '../../lib/vm/process.ts';
 import { start } from '../../tasks/start.ts';
 import { startScript } from '../../tasks/start-script.ts';
-import { cloudKernel, fakeRun, freePort, openSession, repoRoot, tinyDisks } from '../support/tiny-vm.ts';
+import { cloudKernel, fakeRun, freePort, killVmsAndRemove, openSession, repoRoot, tinyDisks } from '../support/tiny-vm.ts';
 
 let root = '';
 let config: Config;
@@ -63,8 +63,7 @@ test.before(async () => {
 
 test.after(async () => {
   await session?.close();
-  for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  await killVmsAndRemove(started, root);
 });
 
 test('b reaches a at its guestIp over the shared LAN', async () => {

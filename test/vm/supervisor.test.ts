@@ -14,7 +14,7 @@ import { start } from '../../tasks/start.ts';
 import { startScript } from '../../tasks/start-script.ts';
 import { status } from '../../tasks/status.ts';
 import { stop } from '../../tasks/stop.ts';
-import { cloudKernel, fakeRun, freePort, openSession, repoRoot, tinyConfig, tinyDisks } from '../support/tiny-vm.ts';
+import { cloudKernel, fakeRun, freePort, killVmsAndRemove, openSession, repoRoot, tinyConfig, tinyDisks } from '../support/tiny-vm.ts';
 
 const SHELLS = ['dash', 'mksh', 'busybox sh'];
 let root = '';
@@ -56,13 +56,9 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  if (session) {
-    const pid = await runningPid(session, 'tiny').catch(() => undefined);
-    if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-    await session.close();
-  }
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  const vm = session ? await runningPid(session, 'tiny').catch(() => undefined) : undefined;
+  await session?.close();
+  await killVmsAndRemove([...pids, vm], root);
 });
 
 test('supervise.sh is valid sh for dash, mksh and busybox', async () => {
