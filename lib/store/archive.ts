@@ -1,5 +1,5 @@
 // Portable cache archives: `cache export` writes records + blobs as a .tar.gz, `cache import` verifies each entry before taking it.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tar from 'tar';
@@ -8,6 +8,7 @@ import { UserError } from '../error.ts';
 import { hashFile } from '../hash.ts';
 import { isRecordKey, parseRecord } from './record.ts';
 import type { CacheRecord } from './store.ts';
+import { sameTag } from './remote-signing.ts';
 
 export interface ExportResult {
   records: number;
@@ -69,7 +70,7 @@ export async function exportCache(dir: string, file: string, keys?: string[], op
       const key = RECORD_PATH.exec(p)?.[1];
       if (key && opts.signatureKey) {
         paths.add(`records/${key}.tag`);
-        await fs.writeFile(join(stage, 'records', `${key}.tag`), recordTag(opts.signatureKey, key, await fs.readFile(join(dir, p))));
+        await fs.writeFile(join(stage, 'records', `${key}.tag`), recordMac(opts.signatureKey, key, await fs.readFile(join(dir, p))).toString('base64'));
       }
     }
     // portable + fixed mtime: the same cache content gives the same archive bytes.
@@ -82,8 +83,8 @@ export async function exportCache(dir: string, file: string, keys?: string[], op
 }
 
 /** The archive's tag of a record: HMAC-SHA256 over a domain, its key and its bytes (base64). */
-function recordTag(secret: string, key: string, body: Buffer): string {
-  return createHmac('sha256', secret).update(`sovereign-archive-record-v1\0${key}\0`).update(body).digest('base64');
+function recordMac(secret: string, key: string, body: Buffer): Buffer {
+  return createHmac('sha256', secret).update(`sovereign-archive-record-v1\0${key}\0`).update(body).digest();
 }
 
 /**
@@ -154,9 +155,7 @@ export async function importCache(dir: string, file: string, opts: ArchiveOption
 async function tagVerifies(secret: string, key: string, staging: string): Promise<boolean> {
   const tag = await fs.readFile(join(staging, 'records', `${key}.tag`), 'utf8').catch(() => undefined);
   if (tag === undefined) return false;
-  const want = Buffer.from(recordTag(secret, key, await fs.readFile(join(staging, 'records', `${key}.json`))));
-  const got = Buffer.from(tag.trim());
-  return got.length === want.length && timingSafeEqual(got, want);
+  return sameTag(recordMac(secret, key, await fs.readFile(join(staging, 'records', `${key}.json`))), tag.trim());
 }
 
 /** Room kept free on the cache's file system when an archive's size cap is the free space. */
