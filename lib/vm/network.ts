@@ -93,10 +93,34 @@ set -- "$@" -netdev "user,id=up,net=${u.net},host=${u.gateway},dns=${u.dns}${fwd
 export const dnatTag = (service: string) => `sovereign-${service}`;
 
 /**
+ * Shell deleting every iptables rule (nat and filter) tagged with this VM's tag, and no other rule.
+ * (iptables -S prints a rule as the arguments that add it; the tag has no spaces or quotes, so word splitting is
+ * exact; the space after the tag keeps `sovereign-sql` from matching `sovereign-sql2`.)
+ */
+export function crosvmDropRules(service: string): string {
+  return `for table in nat filter; do
+  iptables -t $table -S 2>/dev/null | grep -E -e '--comment "?${dnatTag(service)}"? ' | sed -e 's/^-A /-D /' -e 's/"//g' | while read -r rule; do
+    iptables -t $table $rule
+  done
+done`;
+}
+
+/**
+ * What stopping a VM for good (stop, remove, and the restarts of start and push) runs on a crosvm device: its TAP
+ * and its tagged rules go. Without the TAP those rules would forward the exposed ports to an address nobody
+ * answers (a client's connection hangs instead of being refused); start adds them again. The bridge, forwarding
+ * and NAT stay: other VMs use them.
+ */
+export function crosvmTeardown(service: string): string {
+  return `${crosvmDropRules(service)}
+ip link del ${tapName(service)} 2>/dev/null || true`;
+}
+
+/**
  * crosvm's network of one VM: the shared bridge with the gateway address, forwarding and NAT (each added only
  * when missing, never removed: other VMs use them), this VM's TAP, and DNAT from the uplink (the phone's Wi-Fi)
  * for its exposed ports. Its DNAT rules carry its own tag: they are rebuilt on every start, so a port no longer
- * exposed stops being forwarded, and no other VM's rule is ever deleted.
+ * exposed stops being forwarded, and deleted when the VM stops (crosvmTeardown); no other VM's rule is ever deleted.
  */
 export function crosvmNetwork(p: NetParams): string {
   const { gateway, subnet } = guestNet(p.guestIp);
@@ -131,12 +155,7 @@ iptables -C FORWARD -i "$UPLINK" -o "$BRIDGE" -m state --state RELATED,ESTABLISH
   iptables -I FORWARD 2 -i "$UPLINK" -o "$BRIDGE" -m state --state RELATED,ESTABLISHED -j ACCEPT
 
 # This VM's exposed ports: its own tagged rules (and only those) are dropped, then added for what is exposed now.
-# (iptables -S prints a rule as the arguments that add it; the tag has no spaces or quotes, so word splitting is exact.)
-for table in nat filter; do
-  iptables -t $table -S | grep -E -e '--comment "?${tag}"? ' | sed -e 's/^-A /-D /' -e 's/"//g' | while read -r rule; do
-    iptables -t $table $rule
-  done
-done
+${crosvmDropRules(p.name)}
 ${dnat.length ? dnat.join('\n') : '# (none: this VM exposes no port)'}
 
 # This VM's own TAP: recreated fresh, attached to the shared bridge.

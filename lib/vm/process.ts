@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import type { DeviceSession } from '../device/device.ts';
 import { shQuote } from '../device/shell.ts';
 import { Cancelled, UserError } from '../error.ts';
-import { tapName } from './network.ts';
+import { crosvmTeardown } from './network.ts';
 import { vmControl } from './start-script.ts';
 import { DEVICE_FILES, VM_FILES, type DeviceFile, type VmFile } from './files.ts';
 
@@ -51,14 +51,14 @@ export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'stop
 /**
  * Stops the VM's supervisor first (so nothing restarts the VM), then asks the guest to shut down (its init stops the service and syncs; qemu exits), then TERM, then
  * KILL after the grace period, all in one device round trip (adb/ssh latency stays out of the loop). Idempotent: a VM that is not running is "not running". Removes vm.pid and vm.sock, keeps console.log.
- * On crosvm devices it deletes this VM's TAP and nothing else: the bridge and NAT rules serve every VM.
+ * On crosvm devices it deletes this VM's TAP and its tagged DNAT/accept rules and nothing else: the bridge and NAT serve every VM.
  */
 export async function stopVm(session: DeviceSession, service: string, opts: StopOptions = {}): Promise<StopOutcome> {
   if (opts.signal?.aborted) throw new Cancelled();
   const ticks = Math.max(1, Math.round((opts.graceSeconds ?? 10) * 5));
   const shutdownTicks = Math.max(0, Math.round((opts.shutdownSeconds ?? 30) * 5));
   const control = vmControl(session.device.hypervisor);
-  const tapCleanup = session.device.hypervisor === 'crosvm' ? `ip link del ${shQuote(tapName(service))} 2>/dev/null || true` : '';
+  const netCleanup = session.device.hypervisor === 'crosvm' ? crosvmTeardown(service) : '';
   // The supervisor goes first, so it does not restart the VM this stops (it leaves the VM running on TERM).
   const script = `sup=$(cat ${VM_FILES.supervisorPid} 2>/dev/null) || sup=
 case $sup in ''|*[!0-9]*) sup= ;; esac
@@ -97,7 +97,7 @@ ${control.exit ? `  if vm_alive "$pid" && { ${control.exit}; }; then
   fi
 fi
 rm -f ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
-${tapCleanup}
+${netCleanup}
 echo "$state $pid"`;
   const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: ((opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10)) * 1000 + 30_000 });
   const [state, pidText] = stdout.trim().split(/\s+/);

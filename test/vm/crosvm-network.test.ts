@@ -1,20 +1,27 @@
 // crosvm's shared network, rendered for three VMs and run for real (ip, iptables) in a throwaway network namespace
-// standing in for the phone: one bridge, three TAPs, DNAT only for exposed ports, no other VM's rule ever deleted.
+// standing in for the phone: one bridge, three TAPs, DNAT only for exposed ports, no other VM's rule ever deleted;
+// the real `stop` and `remove` steps (through a session whose shell runs in the namespace) drop the VM's own TAP and
+// tagged rules and nothing else.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, type ServiceInput } from '../../lib/config.ts';
+import type { DeviceSession } from '../../lib/device/device.ts';
 import { exec } from '../../lib/exec.ts';
+import type { Step } from '../../lib/task.ts';
 import { renderStartScript, startScriptParams } from '../../lib/vm/start-script.ts';
+import { remove } from '../../tasks/remove.ts';
+import { stop } from '../../tasks/stop.ts';
+import { fakeContext } from '../support/device-context.ts';
 
 const ns = `sov-crosvm-${process.pid}`;
 let dir = '';
 
 const base = { readyMarker: 'up', kernel: { path: 'k' } } as const;
 /** The three VMs of the phone; `vault` exposes its 443 on host port 8443 unless `vaultExpose` says otherwise. */
-function scripts(vaultExpose: ServiceInput['expose'] = [{ port: 443, hostPort: 8443 }]): Record<string, string> {
+function phoneConfig(vaultExpose: ServiceInput['expose'] = [{ port: 443, hostPort: 8443 }]) {
   const r = resolveConfig({
     services: {
       sql: { ...base, displayName: 'PostgreSQL', guestIp: '192.168.100.2', ports: [5432] },
@@ -24,8 +31,39 @@ function scripts(vaultExpose: ServiceInput['expose'] = [{ port: 443, hostPort: 8
     devices: { phone: { transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64' } },
   }, 'test');
   if (!r.ok) throw r.error;
-  const phone = r.value.devices.get('phone')!;
-  return Object.fromEntries([...r.value.services.values()].map((s) => [s.name, renderStartScript(startScriptParams(s, phone))]));
+  return { services: r.value.services, phone: r.value.devices.get('phone')! };
+}
+function scripts(vaultExpose?: ServiceInput['expose']): Record<string, string> {
+  const { services, phone } = phoneConfig(vaultExpose);
+  return Object.fromEntries([...services.values()].map((s) => [s.name, renderStartScript(startScriptParams(s, phone))]));
+}
+
+/** The phone as a device session: every shell runs in the namespace (the service dirs are this test's folders). */
+function phoneSession(): DeviceSession {
+  const { phone } = phoneConfig();
+  const session: Partial<DeviceSession> = {
+    device: phone,
+    serviceDir: (svc) => join(dir, svc),
+    run: (script, opts = {}) => exec('ip', ['netns', 'exec', ns, 'sh', '-c', script], { nothrow: opts.nothrow, signal: opts.signal, timeoutMs: opts.timeoutMs }),
+    exists: async (path) => fs.access(path).then(() => true, () => false),
+  };
+  return session as DeviceSession;
+}
+
+/** Runs the real step (`stop` or `remove`) for one VM of the phone; resolves its log lines. */
+async function runStep(step: Step, name: string, flags: { purge?: boolean } = {}): Promise<string[]> {
+  const { services, phone } = phoneConfig();
+  const { ctx, logs } = fakeContext({ step, service: services.get(name)!, device: phone, session: phoneSession(), root: dir, flags, confirm: true });
+  if (!step.run) throw new Error(`step ${step.name} has no run`);
+  await step.run(ctx);
+  return logs;
+}
+
+/** The rules that went between two listings: all must carry `tag`. */
+function onlyTagged(before: string[], after: string[], tag: string): string[] {
+  const gone = before.filter((l) => !after.includes(l));
+  assert.ok(gone.length > 0 && gone.every((l) => l.includes(tag)), `only ${tag}'s rules went:\n${gone.join('\n')}`);
+  return gone;
 }
 
 /** Runs one VM's start.sh in the namespace (crosvm replaced by `true`: the network set-up is what runs). */
@@ -81,10 +119,8 @@ test('restarting a VM is idempotent: the same rules, none doubled', async () => 
 test("a VM that stops exposing a port drops its own DNAT only; every other VM's rules stay", async () => {
   const before = await rules();
   await start('vault', scripts([]).vault);
-  const after = await rules();
   assert.equal(await dnat(), ['443->192.168.100.3:443']);
-  const gone = before.filter((l) => !after.includes(l));
-  assert.ok(gone.length > 0 && gone.every((l) => l.includes('sovereign-vault')), `only vault's tagged rules went:\n${gone.join('\n')}`);
+  onlyTagged(before, await rules(), 'sovereign-vault');
   const links = await inNs('ip', '-o', 'link', 'show');
   for (const tap of ['vm_sql', 'vm_forge']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} still on the bridge`);
 });
@@ -97,6 +133,46 @@ test('the rendered scripts delete nothing shared: no bridge, rule or TAP of anot
     assert.not.match(text, /ip rule del|iptables -F|iptables -t nat -F/);
     for (const other of Object.keys(s)) if (other !== name) assert.not.ok(text.includes(`sovereign-${other}`), `${name} names ${other}'s rules`);
   }
+});
+
+test('stop of an exposing VM drops its TAP and its tagged DNAT/accept rules; the bridge, NAT and other VMs stay', async () => {
+  await start('vault', scripts().vault);
+  await fs.writeFile(join(dir, 'vault', 'data.img'), 'data');
+  const before = await rules();
+  assert.equal(await dnat(), ['443->192.168.100.3:443', '8443->192.168.100.4:443']);
+  assert.match((await runStep(stop, 'vault')).join('\n'), /VM not running/);
+  const after = await rules();
+  const gone = onlyTagged(before, after, 'sovereign-vault');
+  assert.ok(gone.some((l) => l.includes('-j DNAT')) && gone.some((l) => /-A FORWARD .*-j ACCEPT/.test(l)), `both of vault's rules went:\n${gone.join('\n')}`);
+  assert.equal(after.filter((l) => !before.includes(l)), [], 'stop adds no rule');
+  assert.equal(await dnat(), ['443->192.168.100.3:443']);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  assert.not.match(links, /: vm_vault:/, 'vault\'s TAP is gone');
+  for (const tap of ['vm_sql', 'vm_forge']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} still on the bridge`);
+  assert.ok(after.some((l) => /-A POSTROUTING -s 192.168.100.0\/24 -o wlan0 .*MASQUERADE/.test(l)), 'the shared NAT stays');
+  // Idempotent: a second stop changes nothing.
+  await runStep(stop, 'vault');
+  assert.equal(await rules(), after);
+});
+
+test('remove of an exposing VM drops its TAP and tagged rules too, keeps its data.img, and touches no other VM', async () => {
+  await start('vault', scripts().vault);
+  await fs.writeFile(join(dir, 'forge', 'data.img'), 'data');
+  const before = await rules();
+  assert.match((await runStep(remove, 'forge')).join('\n'), /kept data\.img/);
+  const after = await rules();
+  onlyTagged(before, after, 'sovereign-forge');
+  assert.equal(await dnat(), ['8443->192.168.100.4:443']);
+  assert.equal(await fs.readdir(join(dir, 'forge')), ['data.img']);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  assert.not.match(links, /: vm_forge:/, 'forge\'s TAP is gone');
+  for (const tap of ['vm_sql', 'vm_vault']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} still on the bridge`);
+  // remove --purge of vault: its folder, TAP and rules go; sql's TAP and the bridge stay.
+  await runStep(remove, 'vault', { purge: true });
+  assert.equal(await dnat(), []);
+  assert.not.ok((await rules()).some((l) => l.includes('sovereign-')), 'no tagged rule is left');
+  assert.not.ok(await fs.access(join(dir, 'vault')).then(() => true, () => false), 'vault\'s folder is gone');
+  assert.match(await inNs('ip', '-o', 'link', 'show'), /: vm_sql: .* master vm_bridge /);
 });
 
 test.run();
