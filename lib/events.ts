@@ -13,6 +13,8 @@ export type RunEvent =
   | { type: 'start'; task: string; reason: string }
   /** `answer`: the line is what the command was run for (a step with `answers`), always shown. */
   | { type: 'log'; task: string; line: string; answer?: boolean }
+  /** The answer of a step with `answers` as data (status: running, ready…), for `--json` and summaries. */
+  | { type: 'facts'; task: string; facts: Record<string, unknown> }
   | { type: 'progress'; task: string; done: number; total?: number; label?: string }
   | { type: 'done'; task: string; outcome: Outcome; reason: string; durationMs: number; key?: string; outputHash?: string; cutoff?: boolean; bytes?: number }
   | { type: 'failed'; task: string; message: string; hint?: string; details?: string[]; durationMs: number; code: ExitKind }

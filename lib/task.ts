@@ -102,6 +102,8 @@ export interface RunContext extends PlanContext {
   signal: AbortSignal;
   flags: RunFlags;
   log(line: string): void;
+  /** A step with `answers`: its answer as data, beside the lines it logs (the task's `facts` in the run summary). */
+  facts(facts: Record<string, unknown>): void;
   progress(done: number, total?: number, label?: string): void;
   /** A session on the run's device (opened once per run, shared). `ctx.device` is the Device's config. */
   session(): Promise<DeviceSession>;

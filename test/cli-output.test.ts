@@ -28,10 +28,12 @@ test('status, logs and test show their answer on a terminal, not only the task n
   assert.match(t.out, /1\. VM process running: ✗ FAIL/);
 });
 
-test('status --json lists each task\'s answer as its output, and records the command typed', () => {
+test('status --json lists each task\'s answer as its output and as facts (running, ready), and records the command typed', () => {
   const r = spawnSync(process.execPath, [bin, 'status', '--sql', '--json'], { cwd: root, encoding: 'utf8' });
   const summary = JSON.parse(r.stdout);
-  assert.ok(summary.tasks.find((t: { task: string }) => t.task === 'sql:status').output.includes('PostgreSQL: not running'), r.stdout);
+  const sql = summary.tasks.find((t: { task: string }) => t.task === 'sql:status');
+  assert.ok(sql.output.includes('PostgreSQL: not running'), r.stdout);
+  assert.equal(sql.facts, { service: 'sql', running: false, ready: false }, r.stdout);
   assert.equal(summary.command, ['status', '--sql', '--json']);
 });
 

@@ -186,6 +186,7 @@ export class RebuildCore {
         return { task: id, outputHash: r.outputHash, files: r.files, value: r.value };
       },
       log: (line) => o.emit({ type: 'log', task: node.id, line, ...(node.step.answers ? { answer: true } : {}) }),
+      facts: (facts) => o.emit({ type: 'facts', task: node.id, facts }),
       progress: (d, total, label) => o.emit({ type: 'progress', task: node.id, done: d, total, label }),
       session: () => o.openDevice(),
       secrets: (opts) => o.secrets(node.service.name, !!opts?.generate),

@@ -13,6 +13,8 @@ export interface TaskSummary {
   error?: string;
   /** The lines a step with `answers` reported (status, logs, test results). */
   output?: string[];
+  /** The same answer as data (status: `running`, `ready`, …). */
+  facts?: Record<string, unknown>;
 }
 
 export interface RunSummary {
@@ -33,11 +35,15 @@ export function summaryCollector(command: string[]) {
   // A task can be reported twice (cached, then restored or re-run when a dependent needed it): the last word counts.
   const byTask = new Map<string, TaskSummary>();
   const output = new Map<string, string[]>();
-  const add = (t: TaskSummary) => byTask.set(t.task, output.has(t.task) ? { ...t, output: output.get(t.task) } : t);
+  const facts = new Map<string, Record<string, unknown>>();
+  const add = (t: TaskSummary) => byTask.set(t.task, {
+    ...t, ...(output.has(t.task) ? { output: output.get(t.task) } : {}), ...(facts.has(t.task) ? { facts: facts.get(t.task) } : {}),
+  });
   const onEvent = (e: RunEvent) => {
     switch (e.type) {
       case 'plan': s.device = e.device; break;
       case 'log': if (e.answer) output.set(e.task, [...(output.get(e.task) ?? []), e.line]); break;
+      case 'facts': facts.set(e.task, { ...facts.get(e.task), ...e.facts }); break;
       case 'done': add({ task: e.task, outcome: e.outcome, reason: e.reason, key: e.key, outputHash: e.outputHash, durationMs: e.durationMs, cutoff: e.cutoff, bytes: e.bytes }); break;
       case 'failed': add({ task: e.task, outcome: 'failed', error: e.message, durationMs: e.durationMs }); break;
       case 'cancelled': add({ task: e.task, outcome: 'cancelled' }); break;

@@ -65,6 +65,7 @@ export function fakeContext(o: {
       return d;
     },
     log: (l: string) => logs.push(l),
+    facts: () => {},
     progress: (done: number, total?: number) => progress.push([done, total]),
     device: o.device,
     session: async () => o.session,

@@ -113,6 +113,7 @@ export function fakeRun(config: Config, session: DeviceSession, opts: { deps?: R
     dep: (id: string) => ({ task: id, outputHash: opts.deps?.[id] ?? 'none', files: {} }),
     log: (line: string) => { lines.push(line); },
     progress: () => {},
+    facts: () => {},
     session: async () => session,
     secrets: async () => ({}),
     confirm: async (q: string) => { confirms.push(q); return opts.confirm ?? false; },

@@ -161,6 +161,17 @@ exec sleep 600
   assert.match(st.stdout, /supervisor pid \d+ \(running\), 0 restarts/);
   assert.match(st.stdout, /Vaultwarden: not running/);
   assert.is(st.stdout.match(/device phone/g)?.length, 1, 'the device line comes once per run');
+  // The same answer as data, per VM: running and ready, with pid and supervisor; vault is not deployed.
+  const js = await sovereign(['status', '--device', 'phone', '--json'], { cwd: work, env });
+  assert.is(js.code, 0, js.stderr);
+  const facts = Object.fromEntries((JSON.parse(js.stdout) as { tasks: { task: string; facts: Record<string, unknown> }[] }).tasks.map((x) => [x.task, x.facts]));
+  for (const name of ['sql', 'forge']) {
+    const f = facts[`${name}:status`] as { running: boolean; ready: boolean; pid: number; supervisor: { alive: boolean; state: string; restarts: number } };
+    assert.ok(f.running && f.ready, `${name}: running and ready in ${js.stdout}`);
+    assert.is(f.pid, Number((await read(join(fake, 'data/sovereign/vm', name, 'vm.pid'))).trim()));
+    assert.equal([f.supervisor.alive, f.supervisor.restarts], [true, 0], js.stdout);
+  }
+  assert.equal(facts['vault:status'], { service: 'vault', running: false, ready: false });
 
   const vmPids = await Promise.all(['sql', 'forge'].map(async (n) => Number((await read(join(fake, 'data/sovereign/vm', n, 'vm.pid'))).trim())));
   const stop = await sovereign(['stop', '--sql', '--forge', '--device', 'phone'], { cwd: work, env });
