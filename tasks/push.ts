@@ -2,10 +2,11 @@
 import { promises as fs } from 'node:fs';
 import { posix } from 'node:path';
 import { UserError } from '../lib/error.ts';
-import { hashFile } from '../lib/hash.ts';
+import { sparseIdentity } from '../lib/extents.ts';
 import { renderSecretsFile, SECRETS_FILE } from '../lib/secrets.ts';
 import type { RunContext, Step } from '../lib/task.ts';
 import { deltaBasis, pushDelta } from '../lib/device/delta.ts';
+import type { ManifestEntry } from '../lib/device/device.ts';
 import { shQuote } from '../lib/device/shell.ts';
 import { stopVm } from '../lib/vm/process.ts';
 import { VM_FILES } from '../lib/vm/files.ts';
@@ -20,7 +21,10 @@ interface PushSpec {
   from?: string;
   /** Transfer only the data of a sparse file (the data disk). */
   sparse?: boolean;
-  /** The dependency's output hash is its recipe, not its bytes (user data): record the pushed file's own sha256 and size. */
+  /**
+   * The dependency's output hash is its recipe, not its bytes (user data): record the pushed file's own identity and size.
+   * Its sparseIdentity, read only where it holds data: nothing compares it with a sha256sum (user data is never re-hashed).
+   */
   hashOnPush?: boolean;
   /** What the device must hold and how to put it there; defaults to "the dependency's file, by manifest". */
   check?(ctx: RunContext, path: string): Promise<true | string>;
@@ -96,16 +100,16 @@ function pushArtifact(spec: PushSpec) {
     const { bytes, note } = spec.delta
       ? await pushDelta(dev, { ...opts, root: ctx.root, local: out.path, remote: path, want: pushed, have })
       : { ...(await dev.push(out.path, path, opts)), note: undefined };
-    await dev.recordPush(ctx.service.name, spec.file, { sha256: pushed.sha256, size: pushed.size });
+    await dev.recordPush(ctx.service.name, spec.file, pushed);
     ctx.log(`pushed ${spec.file} (${bytes} bytes sent${note ? `; ${note}` : ''})`);
     return { bytes, note };
   };
 }
 
-/** sha256 and size of a local file (read once, with progress: a data disk may be GiBs of mostly holes). */
-async function identity(ctx: RunContext, path: string, label: string): Promise<{ sha256: string; size: number }> {
-  const { size } = await fs.stat(path);
-  return { sha256: await hashFile(path, (done) => ctx.progress(done, size, `hashing ${label}`), size), size };
+/** Identity and size of a data disk (with progress; the cost is its data, not its GiBs of holes). */
+async function identity(ctx: RunContext, path: string, label: string): Promise<ManifestEntry> {
+  const sha256 = await sparseIdentity(path, (done, size) => ctx.progress(done, size, `hashing ${label}`));
+  return { sha256, size: (await fs.stat(path)).size, identity: 'sparse-v1' };
 }
 
 export const pushRootfs = pushStep({ name: 'push-rootfs', summary: 'rootfs.img on the device (only the blocks it lacks)', file: VM_FILES.rootfs, from: 'rootfs', delta: true });

@@ -13,7 +13,13 @@ export interface Manifest {
  * `replacing`: a push of another version began (set before its rename); the file may hold either, so the entry
  * vouches for nothing until the push records the new one — it stays only as the basis of the next delta push.
  */
-export interface ManifestEntry { sha256: string; size: number; replacing?: true }
+export interface ManifestEntry {
+  sha256: string;
+  size: number;
+  replacing?: true;
+  /** `sparse-v1`: `sha256` is the file's sparseIdentity (lib/extents.ts), not the sha256 of its bytes (data.img). */
+  identity?: 'sparse-v1';
+}
 
 export interface DeviceSession {
   readonly device: Device;

@@ -112,7 +112,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
 
     async recordPush(svc: string, name: string, entry: ManifestEntry) {
       const m = await session.manifest(svc);
-      const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size, ...(entry.replacing && { replacing: true }) } } };
+      const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size, ...(entry.identity && { identity: entry.identity }), ...(entry.replacing && { replacing: true }) } } };
       await writeFile(manifestPath(svc), `${JSON.stringify(next, null, 2)}\n`, 0o644);
       manifests.set(svc, next);
     },
