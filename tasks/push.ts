@@ -71,10 +71,12 @@ function checkByManifest(spec: PushSpec) {
     const dev = await ctx.session();
     const have = (await dev.manifest(ctx.service.name)).files[spec.file];
     if (!have) return `${spec.file} was never pushed`;
-    if (have.replacing) return `an earlier push of ${spec.file} was interrupted${spec.delta ? `; ${await deltaBasis(ctx.root, have)}` : ''}`;
+    // A delta builds on the device's file: the plan looks whether it is there (and with --verify, what it holds).
+    const basis = () => deltaBasis(ctx.root, have, { session: dev, remote: path, verify: ctx.flags.verify });
+    if (have.replacing) return `an earlier push of ${spec.file} was interrupted${spec.delta ? `; ${await basis()}` : ''}`;
     if (have.sha256 !== want.sha256 || have.size !== want.size) {
       const changed = `${spec.file} changed (device ${short(have.sha256)}, local ${short(want.sha256)})`;
-      return spec.delta ? `${changed}; ${await deltaBasis(ctx.root, have)}` : changed;
+      return spec.delta ? `${changed}; ${await basis()}` : changed;
     }
     if (!(await dev.exists(path))) return `${spec.file} is missing on the device`;
     if (ctx.flags.verify) {

@@ -57,10 +57,25 @@ export async function pushDelta(session: DeviceSession, o: DeltaPushOptions): Pr
   return { bytes, note };
 }
 
+/** Where the device's old file is, so a plan can look: whether it is there (always) and what it holds (with --verify). */
+export interface DeltaProbe { session: DeviceSession; remote: string; verify?: boolean }
+
+/** Why the device's old file cannot be built on (the same words whether the plan or the push finds out). */
+const unusable = {
+  missing: (what: string) => `${what} is missing on the device`,
+  size: (what: string) => `${what} on the device is not the size its manifest records`,
+  content: (what: string, how: string) => `${what} on the device is not what its manifest records (${how})`,
+};
+
 /** How the next push of a changed file will go, in words (for check reasons, so --dry-run shows it). */
-export async function deltaBasis(root: string, have: FileId | undefined): Promise<string> {
+export async function deltaBasis(root: string, have: FileId | undefined, probe?: DeltaProbe): Promise<string> {
   if (!have) return 'full push: nothing on the device to build on';
   if (!(await loadIndex(root, have))) return `full push: no block index of the device's ${short(have.sha256)} on this machine`;
+  if (probe) {
+    const what = posix.basename(probe.remote);
+    if (!(await probe.session.exists(probe.remote))) return `full push: ${unusable.missing(what)}`;
+    if (probe.verify && (await probe.session.sha256(probe.remote)) !== have.sha256) return `full push: ${unusable.content(what, '--verify')}`;
+  }
   return `delta push against the device's ${short(have.sha256)}`;
 }
 
@@ -78,9 +93,9 @@ async function tryDelta(session: DeviceSession, o: DeltaPushOptions, old: Buffer
     const script = assembleScript({ old: o.remote, oldSize: o.have!.size, literals, tmp, target: o.remote, size: o.want.size, sha256: o.want.sha256, mode });
     const r = await session.run(script, { input: plan.recipe, nothrow: true, timeoutMs: ASSEMBLE_TIMEOUT_MS, signal: o.signal });
     const what = posix.basename(o.remote);
-    if (r.code === DELTA_EXIT.oldMissing) return `${what} is missing on the device`;
-    if (r.code === DELTA_EXIT.oldSize) return `${what} on the device is not the size its manifest records`;
-    if (r.code === DELTA_EXIT.mismatch) return `${what} on the device is not what its manifest records (the assembled file did not verify)`;
+    if (r.code === DELTA_EXIT.oldMissing) return unusable.missing(what);
+    if (r.code === DELTA_EXIT.oldSize) return unusable.size(what);
+    if (r.code === DELTA_EXIT.mismatch) return unusable.content(what, 'the assembled file did not verify');
     if (r.code !== 0) throw new UserError(`assembling ${what} on ${session.transport.label} failed (exit ${r.code})`, { details: tail(r.stderr || r.stdout) });
     await saveIndex(o.root, o.want.sha256, plan.index);
     const bytes = plan.literalBytes + Buffer.byteLength(plan.recipe);

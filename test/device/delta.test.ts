@@ -63,9 +63,9 @@ test.after(async () => {
 });
 
 /** Runs push-rootfs of image `v` on target `t` the way the engine does: check, then run. */
-async function push(t: Target, v: number, o: { root?: string; signal?: AbortSignal } = {}) {
+async function push(t: Target, v: number, o: { root?: string; signal?: AbortSignal; verify?: boolean } = {}) {
   const dep = await fileDep('sql:rootfs', 'rootfs.img', img[v]);
-  const make = () => fakeContext({ step: pushRootfs, service, device: t.device, session: t.session, root: o.root ?? join(work, `repo-${t.name}`), deps: [dep], signal: o.signal });
+  const make = () => fakeContext({ step: pushRootfs, service, device: t.device, session: t.session, root: o.root ?? join(work, `repo-${t.name}`), deps: [dep], signal: o.signal, flags: { verify: o.verify } });
   const { ctx, logs } = make();
   const reason = await pushRootfs.check!(ctx);
   const result = reason === true ? undefined : await pushRootfs.run!(ctx);
@@ -100,7 +100,7 @@ for (const name of ['local', 'ssh', 'adb']) {
   });
 }
 
-test('a corrupted or missing old image on the device, or no index here: full push, with the reason', async () => {
+test('a corrupted or missing old image on the device, or no index here: full push, with the reason in the plan and the summary', async () => {
   for (const t of targets.filter((x) => x.name !== 'adb')) {
     const size = (await fs.stat(img[1])).size;
     await push(t, 1);
@@ -110,13 +110,15 @@ test('a corrupted or missing old image on the device, or no index here: full pus
     const fh = await fs.open(t.rootfs, 'r+');
     await fh.write(Buffer.from('X'), 0, 1, at + 100);
     await fh.close();
-    const corrupt = await push(t, 2);
+    const corrupt = await push(t, 2, { verify: true });
+    assert.match(corrupt.reason as string, /; full push: rootfs.img on the device is not what its manifest records \(--verify\)/, `${t.name}: --verify plans it`);
     assert.is(corrupt.bytes, size, `${t.name}: corrupted old image: full push`);
     assert.match(corrupt.note!, /full push: rootfs.img on the device is not what its manifest records/);
     assert.is(await sha256File(t.rootfs), await sha256File(img[2]));
 
     await fs.rm(t.rootfs);
     const missing = await push(t, 3);
+    assert.match(missing.reason as string, /; full push: rootfs.img is missing on the device/, `${t.name}: the plan (--dry-run) says so`);
     assert.match(missing.note!, /full push: rootfs.img is missing on the device/);
     assert.is(missing.bytes, size, `${t.name}: missing old image: full push`);
     assert.is(await sha256File(t.rootfs), await sha256File(img[3]));
