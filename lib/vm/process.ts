@@ -24,10 +24,11 @@ export const devicePath = (session: DeviceSession, file: DeviceFile) => posix.jo
 export const ALIVE_FN = `vm_alive() { [ "$(readlink /proc/$1/cwd 2>/dev/null)" = "$(pwd -P)" ]; }
 vm_pid() { p=$(cat ${VM_FILES.pid} 2>/dev/null) || return 1; case $p in ''|*[!0-9]*) return 1 ;; esac; vm_alive "$p" && echo "$p"; }`;
 
-/** Runs `body` in the service's device dir with the helpers above; a missing dir prints nothing. */
-async function inDir(session: DeviceSession, service: string, body: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}) {
+/** Runs `body` in the service's device dir with the helpers above; a missing dir runs only `missing` and prints nothing else. */
+async function inDir(session: DeviceSession, service: string, body: string, opts: { signal?: AbortSignal; timeoutMs?: number; missing?: string } = {}) {
   const dir = session.serviceDir(service);
-  return session.run(`cd ${shQuote(dir)} 2>/dev/null || exit 0\n${ALIVE_FN}\n${body}`, { ...opts, nothrow: true });
+  const missing = opts.missing ? `{\n${opts.missing}\nexit 0\n}` : 'exit 0';
+  return session.run(`cd ${shQuote(dir)} 2>/dev/null || ${missing}\n${ALIVE_FN}\n${body}`, { signal: opts.signal, timeoutMs: opts.timeoutMs, nothrow: true });
 }
 
 /** The pid of the service's running VM, or undefined when it is not running (or its pid file is stale). */
@@ -99,7 +100,8 @@ fi
 rm -f ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
 ${netCleanup}
 echo "$state $pid"`;
-  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: ((opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10)) * 1000 + 30_000 });
+  // The network goes even when the folder is gone (a VM removed by hand, or by a version that left its rules).
+  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: ((opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10)) * 1000 + 30_000, missing: netCleanup });
   const [state, pidText] = stdout.trim().split(/\s+/);
   const pid = Number(pidText);
   if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });

@@ -175,4 +175,16 @@ test('remove of an exposing VM drops its TAP and tagged rules too, keeps its dat
   assert.match(await inNs('ip', '-o', 'link', 'show'), /: vm_sql: .* master vm_bridge /);
 });
 
+test("remove of a VM whose folder is already gone still drops its rules and TAP (and nobody else's)", async () => {
+  await start('vault', scripts().vault);
+  await fs.rm(join(dir, 'vault'), { recursive: true });
+  const before = await rules();
+  assert.match((await runStep(remove, 'vault')).join('\n'), /nothing to remove/);
+  onlyTagged(before, await rules(), 'sovereign-vault');
+  assert.equal(await dnat(), []);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  assert.not.match(links, /: vm_vault:/);
+  assert.match(links, /: vm_sql: .* master vm_bridge /);
+});
+
 test.run();
