@@ -7,7 +7,8 @@ import { openTransport } from './device/open.ts';
 import { readEnvFile, unsendable } from './secrets.ts';
 import { userInfo } from 'node:os';
 import { archSpec } from './arch.ts';
-import { bootstrapper, checkCanBootstrap } from './build/base.ts';
+import { bootstrapMode, bootstrapper, checkCanBootstrap } from './build/base.ts';
+import { checkDaemon } from './build/builder.ts';
 import type { EnvFile } from './secrets.ts';
 
 export interface PreflightCheck {
@@ -66,15 +67,10 @@ async function tool(name: string, cmd: string, args: string[], fix: string): Pro
 
 async function builderReachable(builder: 'docker' | 'podman'): Promise<PreflightCheck> {
   const name = `${builder} daemon reachable`;
-  const fix = builder === 'docker'
-    ? 'start the docker daemon (`systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at a running one'
-    : 'check `podman info`';
   try {
-    const r = await exec(builder, ['info', '--format', '{{.ServerVersion}}'], { nothrow: true, timeoutMs: PROBE_TIMEOUT_MS });
-    const detail = r.code === 0 ? `server ${r.stdout.trim() || 'ok'}` : (r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`);
-    return { name, ok: r.code === 0, detail, fix };
+    return { name, ok: true, detail: `server ${await checkDaemon(builder)}` };
   } catch (e) {
-    return { name, ok: false, detail: message(e), fix };
+    return { name, ok: false, detail: message(e), fix: e instanceof UserError ? e.hint : undefined };
   }
 }
 
@@ -104,11 +100,11 @@ async function deviceChecks(device: Device, root: string): Promise<PreflightChec
 /** Whether this machine can build a base image for the device's architecture, as this user (what needs root, and why). */
 async function baseCheck(device: Device): Promise<PreflightCheck> {
   const tool = await bootstrapper();
-  const as = process.getuid?.() === 0 ? 'root' : `${userInfo().username}, rootless`;
-  const name = `base image for ${archSpec(device.arch).deb} (${tool})`;
+  const how = tool === 'mmdebstrap' ? `mmdebstrap --mode=${bootstrapMode()}` : 'debootstrap';
+  const name = `base image for ${archSpec(device.arch).deb} (${how})`;
   try {
     await checkCanBootstrap(tool, device.arch);
-    return { name, ok: true, detail: `as ${as}` };
+    return { name, ok: true, detail: process.getuid?.() === 0 ? 'as root' : `as ${userInfo().username}: no root needed` };
   } catch (e) {
     return { name, ok: false, detail: message(e), fix: e instanceof UserError ? e.hint : undefined };
   }

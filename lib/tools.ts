@@ -12,6 +12,15 @@ const VERSION_ARGS: Record<string, [string, string[]]> = {
   podman: ['podman', ['--version']],
 };
 
+/**
+ * The system folders an ordinary user's PATH leaves out on Debian (mkfs.ext4, debugfs and debootstrap live there):
+ * added at the end, so a user's own PATH still wins. Root's PATH has them already.
+ */
+export function withSbin(path = process.env.PATH ?? ''): string {
+  const dirs = path.split(delimiter).filter(Boolean);
+  return [...dirs, ...['/usr/local/sbin', '/usr/sbin', '/sbin'].filter((d) => !dirs.includes(d))].join(delimiter);
+}
+
 export async function which(cmd: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     const p = join(dir, cmd);

@@ -31,6 +31,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The base image as an ordinary user (mmdebstrap --mode=unshare) needs unprivileged user namespaces: Debian's
+# kernel.unprivileged_userns_clone (only some kernels have it) and user.max_user_namespaces must allow them.
+userns=()
+[ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)" != 0 ] || userns+=(kernel.unprivileged_userns_clone=1)
+[ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)" != 0 ] || userns+=(user.max_user_namespaces=15000)
+if [ ${#userns[@]} -gt 0 ]; then
+  echo "allowing unprivileged user namespaces: ${userns[*]} (kept in /etc/sysctl.d/60-sovereign-userns.conf)"
+  printf '%s\n' "${userns[@]}" >/etc/sysctl.d/60-sovereign-userns.conf
+  sysctl -q -w "${userns[@]}"
+fi
+# ...and 65536 subordinate ids for the user who ran this through sudo (Debian's useradd gives new users theirs;
+# older accounts may lack them), in a range after every range already taken.
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: 'NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print (m > 100000 ? m : 100000) }')
+  range="$start-$((start + 65535))"
+  grep -qs "^$SUDO_USER:" /etc/subuid || { echo "subordinate uids $range for $SUDO_USER"; usermod --add-subuids "$range" "$SUDO_USER"; }
+  grep -qs "^$SUDO_USER:" /etc/subgid || { echo "subordinate gids $range for $SUDO_USER"; usermod --add-subgids "$range" "$SUDO_USER"; }
+fi
 # Foreign-architecture binaries run through binfmt_misc: a fresh container or VM may not have it mounted, and
 # the qemu-aarch64 entry may be installed but not registered. Both steps are no-ops once done.
 if [ "$(uname -m)" != aarch64 ]; then

@@ -2,7 +2,7 @@
 import type { PlanContext, Step } from '../lib/task.ts';
 import { bootstrapper, buildBase } from '../lib/build/base.ts';
 import { archSpec } from '../lib/arch.ts';
-import { checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
+import { imageExists, isImageId } from '../lib/build/builder.ts';
 
 const debootstrapOf = ({ service }: Pick<PlanContext, 'service'>) => (service.base && 'debootstrap' in service.base ? service.base.debootstrap : undefined);
 
@@ -23,7 +23,6 @@ export const step: Step = {
   async run(ctx) {
     const spec = debootstrapOf(ctx);
     if (!spec) { ctx.log(`${ctx.service.name} has no base configured`); return { value: null }; }
-    await checkDaemon(ctx.config.builder);
     const id = await buildBase({
       kind: ctx.config.builder, suite: spec.suite, variant: spec.variant, include: spec.include, arch: ctx.device.arch,
       tag: `sovereign-base-${ctx.service.name}:${ctx.key.slice(0, 12)}`, workDir: ctx.outDir, signal: ctx.signal, onLine: ctx.log,

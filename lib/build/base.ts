@@ -7,7 +7,8 @@ import { type Arch, archSpec, hostArch } from '../arch.ts';
 import { exec } from '../exec.ts';
 import { UserError } from '../error.ts';
 import { which } from '../tools.ts';
-import { importImage, type BuilderKind } from './builder.ts';
+import { checkDaemon, importImage, type BuilderKind } from './builder.ts';
+import { rootlessProblem } from './rootless.ts';
 
 export type Bootstrapper = 'mmdebstrap' | 'debootstrap';
 
@@ -43,6 +44,7 @@ export async function bootstrapper(): Promise<Bootstrapper> {
 export async function buildBase(o: BaseOptions): Promise<string> {
   const tool = o.tool ?? (await bootstrapper());
   await checkCanBootstrap(tool, o.arch);
+  await checkDaemon(o.kind);
   const work = await fs.mkdtemp(join(o.workDir, 'base-'));
   const platform = archSpec(o.arch).platform;
   try {
@@ -61,7 +63,12 @@ export async function buildBase(o: BaseOptions): Promise<string> {
   }
 }
 
-/** What this machine lacks to bootstrap `arch` with `tool`, as a UserError naming the fix. */
+/** mmdebstrap's mode for this user: root's needs no subordinate ids or user namespace; an ordinary user gets unshare. */
+export function bootstrapMode(): 'root' | 'unshare' {
+  return process.getuid?.() === 0 ? 'root' : 'unshare';
+}
+
+/** What this machine lacks to bootstrap `arch` with `tool` as this user, as a UserError naming the fix (exit 4). */
 export async function checkCanBootstrap(tool: Bootstrapper, arch: Arch): Promise<void> {
   const root = process.getuid?.() === 0;
   if (tool === 'debootstrap' && !root) {
@@ -70,23 +77,16 @@ export async function checkCanBootstrap(tool: Bootstrapper, arch: Arch): Promise
       hint: 'install mmdebstrap and uidmap (`sudo apt-get install mmdebstrap uidmap`): it builds the base as an ordinary user; or run this once as root (`sudo npx sovereign run sql:base`)',
     });
   }
-  if (tool === 'mmdebstrap' && !root && !hasSubIds(userInfo().username, process.getuid?.())) {
-    throw new UserError(`mmdebstrap as an ordinary user needs subordinate ids for ${userInfo().username} in /etc/subuid and /etc/subgid`, {
-      code: 'environment', hint: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${userInfo().username} (and apt-get install uidmap)`,
-    });
+  if (tool === 'mmdebstrap' && !root) {
+    const idmap = !!(await which('newuidmap')) && !!(await which('newgidmap'));
+    const problem = rootlessProblem({ name: userInfo().username, uid: process.getuid?.() ?? -1 }, { idmap });
+    if (problem) throw problem;
   }
   if (arch !== hostArch() && !foreignRunnable(arch)) {
     throw new UserError(`building a ${archSpec(arch).deb} base on this machine needs qemu-user-static registered with binfmt_misc (qemu-${arch})`, {
       code: 'environment', hint: 'sudo scripts/setup-host.sh (installs qemu-user-static and binfmt-support and enables qemu-' + arch + ')',
     });
   }
-}
-
-function hasSubIds(user: string, uid?: number): boolean {
-  const has = (file: string) => {
-    try { return readFileSync(file, 'utf8').split('\n').some((l) => { const who = l.split(':')[0]; return who === user || who === String(uid); }); } catch { return false; }
-  };
-  return has('/etc/subuid') && has('/etc/subgid');
 }
 
 /** Whether the kernel runs `arch` binaries through qemu-user (binfmt_misc entry present and enabled). */
@@ -99,7 +99,8 @@ const variantArgs = (o: BaseOptions) => [`--variant=${o.variant ?? 'minbase'}`, 
 async function mmdebstrap(o: BaseOptions, tar: string): Promise<void> {
   // unshare: an ordinary user is root in a user namespace of its subordinate ids. Package lists and caches are
   // not kept (mmdebstrap's default cleanup): they would only bloat every image built on top.
-  const mode = process.getuid?.() === 0 ? 'root' : 'unshare';
+  const mode = bootstrapMode();
+  o.onLine?.(`mmdebstrap --mode=${mode} as ${userInfo().username}${mode === 'unshare' ? ' (root only inside a user namespace of its subordinate ids)' : ''}`);
   await exec('mmdebstrap', [`--mode=${mode}`, ...variantArgs(o), o.suite, tar], {
     env: { ...process.env, SOURCE_DATE_EPOCH: String(BASE_EPOCH) }, signal: o.signal, onLine: (l) => o.onLine?.(l),
   });

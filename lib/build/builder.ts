@@ -1,6 +1,6 @@
 // The image builder client: docker or podman (same CLI shape), found on PATH, honouring DOCKER_HOST.
 import { promises as fs } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exec } from '../exec.ts';
@@ -42,25 +42,39 @@ export async function builderVersion(kind: BuilderKind): Promise<string> {
   return `${kind} ${r.stdout.trim() || 'unknown'}`;
 }
 
-/** Throws a UserError (code environment) saying how to start the daemon when it cannot be reached. */
-export async function checkDaemon(kind: BuilderKind): Promise<void> {
+/**
+ * Resolves the daemon's version (docker) or architecture (podman); throws a UserError (code environment) saying how
+ * to start the daemon when it cannot be reached, or which group to join when its socket refuses this user.
+ */
+export async function checkDaemon(kind: BuilderKind): Promise<string> {
   const args = kind === 'docker' ? ['version', '--format', '{{.Server.Version}}'] : ['info', '--format', '{{.Host.Arch}}'];
   const r = await exec(kind, args, { nothrow: true, timeoutMs: 20_000 }).catch((e: unknown) => {
     if (e instanceof UserError) throw new UserError(`${kind} is not installed`, { code: 'environment', hint: `apt-get install -y ${kind === 'docker' ? 'docker.io' : 'podman'}` });
     throw e;
   });
-  if (r.code === 0 && r.stdout.trim()) return;
+  if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
   const where = process.env.DOCKER_HOST ? ` at DOCKER_HOST=${process.env.DOCKER_HOST}` : '';
   const denied = /permission denied/i.test(r.stderr + r.stdout);
   throw new UserError(`cannot reach the ${kind} daemon${where}`, {
     code: 'environment',
     hint: denied
-      ? `the daemon runs, but this user may not use its socket: add the user to the ${kind} group (usermod -aG ${kind} "$USER", then log in again), or run as root`
+      ? await socketHint(kind)
       : kind === 'docker'
       ? 'start it (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running daemon'
       : 'check `podman info`; rootless podman needs a user session (XDG_RUNTIME_DIR)',
     details: (r.stderr || r.stdout).trim().split('\n').slice(-5),
   });
+}
+
+/** The daemon runs but its socket refuses us: name the group that owns the socket (docker's, by default). */
+async function socketHint(kind: BuilderKind): Promise<string> {
+  const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  const socket = host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+  const gid = socket ? await fs.stat(socket).then((st) => st.gid, () => undefined) : undefined;
+  const groups = await fs.readFile('/etc/group', 'utf8').catch(() => '');
+  const group = groups.split('\n').map((l) => l.split(':')).find((f) => gid !== undefined && f[2] === String(gid))?.[0] ?? kind;
+  const user = userInfo().username;
+  return `the daemon runs, but ${user} may not use its socket${socket ? ` ${socket}` : ''}: add ${user} to the group ${group} that may (sudo usermod -aG ${group} ${user}, then log in again), or run as root`;
 }
 
 export interface BuildOptions {

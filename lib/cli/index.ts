@@ -8,6 +8,7 @@ import { cacheCommand } from './cache.ts';
 import { COMPAT, compatTargets } from './compat.ts';
 import { graphCommand, hashCommand, preflightCommand, whyCommand } from './inspect.ts';
 import { runCommand } from './run.ts';
+import { withSbin } from '../tools.ts';
 
 export type { MainOptions } from './args.ts';
 
@@ -27,6 +28,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
   const [command, ...rest] = argv;
   survivesClosedOutput(process.stdout);
   survivesClosedOutput(process.stderr);
+  process.env.PATH = withSbin();
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(rest[0] ? commandHelp(rest[0]) : HELP);

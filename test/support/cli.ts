@@ -9,9 +9,19 @@ export const bin = join(repo, 'bin', 'sovereign.js');
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
-export function sovereign(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; input?: string; signal?: AbortSignal }): Promise<CliResult> {
+/** The environment an ordinary user's login gives on Debian: no sbin folders on PATH, a home of its own. */
+const userEnv = (home: string) => ({ PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' });
+
+/**
+ * `user`: run as that uid/gid with its groups from /etc/group (setpriv; the caller is root) and an ordinary user's
+ * environment (userEnv, the cwd as home, then `env`) instead of ours.
+ */
+export function sovereign(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; input?: string; signal?: AbortSignal; user?: { uid: number; gid: number } }): Promise<CliResult> {
+  const [cmd, argv, base] = opts.user
+    ? ['setpriv', [`--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, '--init-groups', process.execPath, bin, ...args], userEnv(opts.cwd)]
+    : [process.execPath, [bin, ...args], process.env];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd, env: { ...process.env, NO_COLOR: '1', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
+    const child = spawn(cmd, argv, { cwd: opts.cwd, env: { ...base, NO_COLOR: '1', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));

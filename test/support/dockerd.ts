@@ -15,15 +15,19 @@ export interface Dockerd {
 /**
  * Starts dockerd with no bridge and no iptables changes, everything under a fresh temp folder.
  * Callers must `stop()` in a finally; it stops this daemon by pid and removes its folders. `env` is the daemon's
- * environment on top of ours (e.g. an unreachable HTTPS_PROXY: a daemon that cannot reach any upstream registry).
+ * environment on top of ours (e.g. an unreachable HTTPS_PROXY: a daemon that cannot reach any upstream registry);
+ * `group` owns the socket (dockerd --group) and may use it.
  */
-export async function startDockerd(o: { env?: NodeJS.ProcessEnv } = {}): Promise<Dockerd> {
+export async function startDockerd(o: { env?: NodeJS.ProcessEnv; group?: string } = {}): Promise<Dockerd> {
   const dir = await fs.mkdtemp(join(tmpdir(), `sov-dockerd-${process.pid}-`));
+  // A socket group (as a system daemon's `docker` group): its members reach the socket, so the folder lets them pass.
+  if (o.group) await fs.chmod(dir, 0o711);
   const host = `unix://${join(dir, 'docker.sock')}`;
   const log = openSync(join(dir, 'dockerd.log'), 'a');
   const child = spawn('dockerd', [
     '--storage-driver=overlay2', '--bridge=none', '--iptables=false', '--ip-masq=false',
     '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', host, '-p', join(dir, 'docker.pid'),
+    ...(o.group ? ['--group', o.group] : []),
   ], { stdio: ['ignore', log, log], env: { ...process.env, ...o.env } });
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
