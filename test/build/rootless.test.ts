@@ -6,46 +6,63 @@ import * as assert from 'uvu/assert';
 import { promises as fs, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { exec } from '../../lib/exec.ts';
-import { subIds } from '../../lib/build/rootless.ts';
-import { checkout, sovereign } from '../support/cli.ts';
+import { SUBID_COUNT, subIds } from '../../lib/build/rootless.ts';
+import { checkout, repo, sovereign } from '../support/cli.ts';
 import { startDockerd } from '../support/dockerd.ts';
-import { chownTree, notOwnedBy, throwawayUser } from '../support/throwaway-user.ts';
+import { chownTree, notOwnedBy, throwawayName, throwawayUser } from '../support/throwaway-user.ts';
 
 const tail = (text: string, n = 30) => text.trim().split('\n').slice(-n).join('\n');
 
-test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subuid line to add, and so does preflight', async () => {
+test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subuid line to add; preflight says it, and names a refused socket\'s group', async () => {
   assert.is(process.getuid?.(), 0, 'this test runs as root: it runs sovereign as nobody');
   const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
   const ranges = ['/etc/subuid', '/etc/subgid'].map((f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } });
   assert.ok(ranges.every((t) => subIds(t, nobody) === 0), 'nobody has no subordinate ids here (the premise of this test)');
   const root = checkout('sovereign-no-subids-');
+  // A socket only its group may use, as a docker daemon's: nobody's client is refused before any daemon answers.
+  const group = throwawayName('socket');
+  await exec('groupadd', ['--system', group]);
+  const server = createServer();
   try {
     await chownTree(root, nobody);
+    const socket = join(root, 'docker.sock');
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    await exec('chown', [`root:${group}`, socket]);
+    await fs.chmod(socket, 0o660);
     const r = await sovereign(['run', 'sql:base'], { cwd: root, user: nobody });
     assert.is(r.code, 4, `exit 4 (environment), got ${r.code}:\n${tail(r.stdout + r.stderr)}`);
     assert.match(r.stdout + r.stderr, /65536 subordinate ids for nobody in \/etc\/subuid and \/etc\/subgid/);
     assert.match(r.stdout + r.stderr, /add the line nobody:\d+:65536 to \/etc\/subuid and \/etc\/subgid/);
-    const p = await sovereign(['preflight', '--json'], { cwd: root, user: nobody });
+    const p = await sovereign(['preflight', '--json'], { cwd: root, user: nobody, env: { DOCKER_HOST: `unix://${socket}` } });
     const checks = JSON.parse(p.stdout) as Array<{ name: string; ok: boolean; fix?: string }>;
     const base = checks.find((c) => c.name.startsWith('base image for amd64'));
     assert.ok(base, `preflight lists the base check:\n${p.stdout}`);
     assert.is(base.ok, false);
     assert.match(base.name, /mmdebstrap --mode=unshare/);
     assert.match(base.fix ?? '', /nobody:\d+:65536/);
+    const daemon = checks.find((c) => c.name === 'docker daemon reachable');
+    assert.is(daemon?.ok, false);
+    assert.match(daemon?.fix ?? '', new RegExp(`nobody may not use its socket ${socket}: add nobody to the group ${group}`));
   } finally {
+    server.close();
+    await exec('groupdel', [group], { nothrow: true });
     await fs.rm(root, { recursive: true, force: true });
   }
 });
 
 test('rootless: an ordinary user in the docker socket\'s group runs sql:build (mmdebstrap --mode=unshare) and owns all it made', async () => {
   assert.is(process.getuid?.(), 0, 'this test runs as root: it makes and removes a user');
-  const group = `sov-docker-${process.pid}`;
+  const group = throwawayName('docker');
   await exec('groupadd', ['--system', group]);
   const cleanup: Array<() => Promise<unknown>> = [() => exec('groupdel', [group], { nothrow: true })];
   try {
-    const user = await throwawayUser('rootless', { groups: [group], subIds: true });
+    const user = await throwawayUser('rootless', { groups: [group] });
     cleanup.unshift(user.remove);
+    // Its subordinate ids come the way the README says: setup-host.sh run through sudo by that user.
+    await exec(join(repo, 'scripts/setup-host.sh'), ['--no-daemon'], { env: { ...process.env, SUDO_USER: user.name } });
+    for (const f of ['/etc/subuid', '/etc/subgid']) assert.is(subIds(await fs.readFile(f, 'utf8'), user), SUBID_COUNT, `setup-host.sh gave ${user.name} ${SUBID_COUNT} ids in ${f}`);
     const dockerd = await startDockerd({ group });
     cleanup.unshift(dockerd.stop);
     const root = checkout('sovereign-rootless-');

@@ -1,37 +1,40 @@
 // Test fixture: a system user made for one test and deleted after it (root only: useradd/userdel).
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../lib/exec.ts';
-import { freeStart, SUBID_COUNT } from '../../lib/build/rootless.ts';
 
 export interface ThrowawayUser {
   name: string;
   uid: number;
   gid: number;
-  /** Deletes the user and its own group; userdel also drops its /etc/subuid and /etc/subgid lines. */
+  /** Deletes the user and its own group; userdel also drops any /etc/subuid and /etc/subgid lines it got. */
   remove(): Promise<void>;
 }
 
-/**
- * `sov-<tag>-<pid>` with a group of its own, member of `groups`; `subIds`: 65536 subordinate uids and gids in a
- * range after every range already taken (what Debian's useradd gives an ordinary, non-system user).
- */
-export async function throwawayUser(tag: string, o: { groups?: string[]; subIds?: boolean } = {}): Promise<ThrowawayUser> {
-  const name = `sov-${tag}-${process.pid}`;
+/** `sov-<tag>-<pid>`: the pid of the test process that made it, so a sweep can tell whose it was. */
+export const throwawayName = (tag: string) => `sov-${tag}-${process.pid}`;
+
+/** A system user `throwawayName(tag)` with a group of its own, member of `groups`; no home, no login shell, no subordinate ids. */
+export async function throwawayUser(tag: string, o: { groups?: string[] } = {}): Promise<ThrowawayUser> {
+  await sweepStale();
+  const name = throwawayName(tag);
   await exec('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', ...(o.groups?.length ? ['--groups', o.groups.join(',')] : []), name]);
   const remove = async () => { await exec('userdel', [name], { nothrow: true }); };
   try {
     const [uid, gid] = await Promise.all([exec('id', ['-u', name]), exec('id', ['-g', name])]).then((r) => r.map((x) => Number(x.stdout.trim())));
-    if (o.subIds) {
-      const start = freeStart(await Promise.all(['subuid', 'subgid'].map((f) => fs.readFile(join('/etc', f), 'utf8').catch(() => ''))));
-      const range = `${start}-${start + SUBID_COUNT - 1}`;
-      await exec('usermod', ['--add-subuids', range, '--add-subgids', range, name]);
-    }
     return { name, uid, gid, remove };
   } catch (e) {
     await remove();
     throw e;
   }
+}
+
+/** Users, then groups, named `sov-<tag>-<pid>` whose test process is gone (it was killed before its cleanup ran). */
+async function sweepStale(): Promise<void> {
+  const stale = async (file: string) => (await fs.readFile(file, 'utf8').catch(() => '')).split('\n').map((l) => l.split(':')[0])
+    .filter((n) => { const pid = /^sov-[a-z]+-(\d+)$/.exec(n)?.[1]; return pid !== undefined && !existsSync(`/proc/${pid}`); });
+  for (const name of await stale('/etc/passwd')) await exec('userdel', [name], { nothrow: true });
+  for (const name of await stale('/etc/group')) await exec('groupdel', [name], { nothrow: true });
 }
 
 /** Gives every path under `dir` (symlinks themselves, not their targets) to `user`. */
