@@ -88,6 +88,14 @@ function reachable(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** `status --json` on a device: each VM's facts (running, ready, pid, …) by service. */
+async function statusFacts(args: string[]): Promise<Record<string, { running: boolean; ready: boolean; pid?: number }>> {
+  const r = await sovereign(['status', '--sql', '--app', ...args, '--json'], { cwd: root, env, signal: AbortSignal.timeout(2 * MIN) });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const tasks = (JSON.parse(r.stdout) as { tasks: { task: string; facts: { running: boolean; ready: boolean; pid?: number } }[] }).tasks;
+  return Object.fromEntries(tasks.map((t) => [t.task.replace(/:status$/, ''), t.facts]));
+}
+
 const pidOf = (deviceRoot: string, svc: string) => { try { return Number(readFileSync(join(deviceRoot, 'vm', svc, 'vm.pid'), 'utf8').trim()) || undefined; } catch { return undefined; } };
 const alive = (pid: number) => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z'; } catch { return false; } };
 const LOGIN = /\[init\] logged in to PostgreSQL at 192\.168\.100\.2:5432 as forgejo over the shared network/;
@@ -128,6 +136,8 @@ test('local: `run app:start` boots sql first, then app, which logs in to sql at 
   assert.match(app, /\[init\] network: \S+ 192\.168\.100\.3\/24, default via 10\.0\.2\.2/, 'app is on the LAN, with its own uplink');
   assert.match(app, LOGIN, tail(app));
   assert.match(consoleOf(localRoot(), 'sql'), /\[init\] network: \S+ 192\.168\.100\.2\/24/);
+  const facts = await statusFacts([]);
+  for (const s of ['sql', 'app']) assert.equal([facts[s].running, facts[s].ready, facts[s].pid], [true, true, pidOf(localRoot(), s)], `local status of ${s}: ${JSON.stringify(facts)}`);
 });
 
 test('local: stopping app leaves sql running and reachable (its forward, and `sql:test`)', async () => {
@@ -136,6 +146,8 @@ test('local: stopping app leaves sql running and reachable (its forward, and `sq
   await cli(['stop', '--app'], 3 * MIN);
   assert.not.ok(alive(appPid), 'app stopped');
   assert.ok(alive(sqlPid), 'sql still runs');
+  const facts = await statusFacts([]);
+  assert.equal([facts.app.running, facts.app.ready, facts.sql.running, facts.sql.ready], [false, false, true, true], JSON.stringify(facts));
   const r = await psql('127.0.0.1', sqlPort);
   assert.is(r.code, 0, r.out);
   assert.is(r.out, '42');
@@ -152,6 +164,8 @@ test('ssh box: `start` over ssh boots both VMs on the box (sql exposes 5432 on t
   assert.match(consoleOf(box!.root, 'app'), LOGIN, tail(consoleOf(box!.root, 'app')));
   const out = await cli(['test', '--sql', '--app', '--device', 'box'], 5 * MIN, box!.root);
   assert.match(out, 'ALL TESTS PASSED', tail(out));
+  const facts = await statusFacts(['--device', 'box']);
+  for (const s of ['sql', 'app']) assert.equal([facts[s].running, facts[s].ready, facts[s].pid], [true, true, pidOf(box!.root, s)], `status over ssh of ${s}: ${JSON.stringify(facts)}`);
 });
 
 test("the owner's laptop (outside the box's namespace) reaches the exposed port through the box's address, and nothing else", async () => {
