@@ -24,6 +24,8 @@ export interface ExecResult {
 }
 
 const GRACE_MS = 3000;
+/** After a killed tool exits, how long its pipes may stay open (held by a process outside its group) before we close them. */
+const KILLED_CLOSE_MS = 500;
 
 /** Process groups of tools still running: stopped synchronously if sovereign itself must exit at once. */
 const live = new Set<number>();
@@ -77,6 +79,11 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
       opts.signal?.removeEventListener('abort', onAbort);
       if (timer) clearTimeout(timer);
       reject(e.code === 'ENOENT' ? new UserError(`${cmd}: command not found`, { code: 'environment', hint: `install ${cmd} (see \`sovereign preflight\`)` }) : e);
+    });
+    // Killed, it may still not close: an ssh ControlMaster holds a mux client's stdio until the device's command ends
+    // (minutes for a delta assembly). What it would print no longer matters: close the pipes on our side.
+    child.on('exit', () => {
+      if (killed) setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, KILLED_CLOSE_MS).unref();
     });
     child.on('close', (code, sig) => {
       if (child.pid) live.delete(child.pid);
