@@ -21,6 +21,7 @@ const local: Device = { name: 'local', transport: 'local', hypervisor: 'qemu', a
 const phone: Device = { name: 'phone', transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64', root: '/data/sovereign', serial: 'R5CT0001' };
 let work: string;
 let sshd: SshdDevice | undefined;
+let hang: { armed: string; pid: string };
 /** Three images: v1; v2 = one line of a script changed; v3 = v2 plus a new 256 KiB file (a "package"). */
 const img: string[] = [];
 
@@ -29,6 +30,14 @@ const targets: Target[] = [];
 
 test.before(async () => {
   work = await fs.mkdtemp(join(tmpdir(), 'sov-delta-test-'));
+  // A STAND-IN for sha256sum first in PATH on every target (here, and in the device's shells over ssh and adb): the real
+  // one, unless the test arms it; armed, the next call writes its pid and hangs, so a kill lands mid-verification.
+  const shim = join(work, 'hang-bin');
+  hang = { armed: join(work, 'hang-armed'), pid: join(work, 'hang-pid') };
+  await fs.mkdir(shim);
+  const real = (await exec('sh', ['-c', 'command -v sha256sum'])).stdout.trim();
+  await fs.writeFile(join(shim, 'sha256sum'), `#!/bin/sh\nif [ -e ${hang.armed} ]; then rm -f ${hang.armed}; echo $$ > ${hang.pid}.tmp && mv ${hang.pid}.tmp ${hang.pid}; exec sleep 60; fi\nexec ${real} "$@"\n`, { mode: 0o755 });
+  process.env.PATH = `${shim}:${process.env.PATH}`;
   const tree = join(work, 'tree');
   await fs.mkdir(join(tree, 'sbin'), { recursive: true });
   await fs.writeFile(join(tree, 'big.bin'), randomBytes(3 << 20));
@@ -44,7 +53,7 @@ test.before(async () => {
   await fs.mkdir(repo);
   targets.push({ name: 'local', session: await openSession(local, repo), device: local, rootfs: join(repo, '.sovereign/device/vm/sql/rootfs.img') });
 
-  sshd = await startSshdDevice();
+  sshd = await startSshdDevice({ path: `${shim}:/usr/sbin:/usr/bin:/sbin:/bin` });
   targets.push({ name: 'ssh', session: await openSession(sshd.device, join(work, 'repo-local')), device: sshd.device, rootfs: join(sshd.root, 'vm/sql/rootfs.img') });
 
   const fake = join(work, 'adb-device');
@@ -131,34 +140,35 @@ test('a corrupted or missing old image on the device, or no index here: full pus
   assert.is(elsewhere.bytes, (await fs.stat(img[1])).size);
 });
 
-test('a delta push killed while assembling leaves the old image, its manifest entry marked as being replaced; the next push is a delta and cleans up', async () => {
-  const t = targets.find((x) => x.name === 'local')!;
-  await push(t, 1);
-  const before = await manifestOf(t);
-  // A sha256sum that announces itself and hangs: the kill lands after the new file is assembled, before it is trusted.
-  const shim = join(work, 'slow-bin');
-  await fs.mkdir(shim, { recursive: true });
-  const mark = join(work, 'hashing');
-  await fs.writeFile(join(shim, 'sha256sum'), `#!/bin/sh\n: > ${mark}\nexec sleep 60\n`, { mode: 0o755 });
-  const path = process.env.PATH;
-  process.env.PATH = `${shim}:${path}`;
-  const abort = new AbortController();
-  try {
+for (const name of ['local', 'ssh', 'adb']) {
+  test(`${name}: a delta push killed while the device verifies the assembled file leaves the old image, its manifest entry marked as being replaced; the next push is a delta and cleans up`, async () => {
+    const t = targets.find((x) => x.name === name)!;
+    await push(t, 1);
+    const before = await manifestOf(t);
+    // The device's next sha256sum (the stand-in, see test.before) announces itself and hangs: the kill lands after the
+    // new file is assembled, before it is trusted.
+    await fs.writeFile(hang.armed, '');
+    const abort = new AbortController();
     const pushing = push(t, 2, { signal: abort.signal }).then(() => undefined, (e: unknown) => e);
-    for (let i = 0; i < 600 && !(await fs.stat(mark).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(await fs.stat(mark).catch(() => undefined), 'the assembly reached its hash check');
+    for (let i = 0; i < 600 && !(await fs.stat(hang.pid).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
+    const pid = Number(await fs.readFile(hang.pid, 'utf8').catch(() => ''));
+    assert.ok(pid > 0, 'the assembly reached its hash check');
     abort.abort();
     assert.instance(await pushing, Cancelled);
-  } finally {
-    process.env.PATH = path;
-  }
-  assert.is(await sha256File(t.rootfs), await sha256File(img[1]), 'old image intact');
-  // Still the basis of the next delta, but no longer vouching for the file (the kill could have come after the rename).
-  assert.equal(await manifestOf(t), { ...before, replacing: true }, 'manifest names the old image, marked as being replaced');
-  const next = await push(t, 2);
-  assert.match(next.note!, /^delta push/);
-  assert.is(await sha256File(t.rootfs), await sha256File(img[2]));
-  assert.equal(await temps(t), [], 'debris of the killed push removed');
-});
+    // Over ssh the device's shell outlives the client: end the stand-in we started, as a reboot of the device would.
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone with the local shell */ }
+    await fs.rm(hang.pid);
+
+    assert.is(await sha256File(t.rootfs), await sha256File(img[1]), 'old image intact');
+    // Still the basis of the next delta, but no longer vouching for the file (the kill could have come after the rename).
+    assert.equal(await manifestOf(t), { ...before, replacing: true }, 'manifest names the old image, marked as being replaced');
+    const next = await push(t, 2);
+    assert.match(next.reason as string, /an earlier push of rootfs.img was interrupted; delta push against/);
+    assert.match(next.note!, /^delta push/);
+    assert.is(await sha256File(t.rootfs), await sha256File(img[2]));
+    assert.equal(await manifestOf(t), { sha256: await sha256File(img[2]), size: before.size }, 'manifest vouches for the new image');
+    assert.equal(await temps(t), [], 'debris of the killed push removed');
+  });
+}
 
 test.run();

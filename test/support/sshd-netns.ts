@@ -22,7 +22,12 @@ export interface SshdDevice {
 
 const ip = (...args: string[]) => exec('ip', args);
 
-export async function startSshdDevice(): Promise<SshdDevice> {
+export interface SshdOptions {
+  /** PATH of the device's shells (sshd's SetEnv), e.g. to put a test's stand-in for one command first. */
+  path?: string;
+}
+
+export async function startSshdDevice(o: SshdOptions = {}): Promise<SshdDevice> {
   const tag = `${process.pid}`.slice(-6);
   const ns = `sov-ns-${tag}`;
   const hostIf = `sovh${tag}`;
@@ -79,6 +84,7 @@ export async function startSshdDevice(): Promise<SshdDevice> {
       'MaxStartups 64',
       'LogLevel ERROR',
       'Subsystem sftp /usr/lib/openssh/sftp-server',
+      ...(o.path ? [`SetEnv PATH=${o.path}`] : []),
       '',
     ].join('\n'));
     await fs.mkdir('/run/sshd', { recursive: true });
