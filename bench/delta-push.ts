@@ -1,5 +1,7 @@
 // Manual benchmark: bytes sent and push time of rootfs.img, full vs delta, on the local device and over ssh (sshd in a netns).
 // Builds the real vm/sql rootfs, then (a) a one-line init.sh change, (b) one added Debian package (`less`), (c) no change.
+// Each row: bytes sent and time, and both as a ratio of the full push measured on the same device in the same run.
+// For (b) it also prints how much file content really differs between the two images (the floor for any delta).
 // Usage (as root, reaches Debian's mirror): node --import tsx bench/delta-push.ts [--no-package]   (skips (b): no second docker build)
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { pushRootfs } from '../tasks/push.ts';
 import { fakeContext, fileDep, sha256File, testService } from '../test/support/device-context.ts';
 import { startDockerd } from '../test/support/dockerd.ts';
 import { startSshdDevice } from '../test/support/sshd-netns.ts';
+import { changedContent } from './support/image-diff.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const withPackage = !process.argv.includes('--no-package');
@@ -57,6 +60,8 @@ try {
     t = Date.now();
     const tarB = await image('b', base, dockerfile.replace('postgresql kmod mount iproute2', 'postgresql kmod mount iproute2 less'));
     log(`image with less in ${secs(Date.now() - t)}`);
+    const diff = await changedContent(tar0, tarB, work);
+    log(`(b) changes ${diff.bytes} bytes of file content in ${diff.files} files; largest: ${diff.largest.map(([p, n]) => `${p} ${n}`).join(', ')}`);
     images.push(['(b) one added package (less)', await rootfs('b', tarB, changedInit)]);
   }
   images.push(['(c) no change', images.at(-1)![1]]);
@@ -69,6 +74,7 @@ try {
     await fs.mkdir(root, { recursive: true });
     const session = await openSession(device, root);
     try {
+      let full = { bytes: 0, ms: 0 };
       for (const [label, img] of images) {
         const dep = await fileDep('sql:rootfs', 'rootfs.img', img);
         const { ctx } = fakeContext({ step: pushRootfs, service: testService(), device, session, root, deps: [dep] });
@@ -79,14 +85,17 @@ try {
         const size = dep.files['rootfs.img'].size;
         const onDevice = join(device === local ? local.root : sshd.root, 'vm/sql/rootfs.img');
         const same = (await sha256File(onDevice)) === dep.files['rootfs.img'].sha256;
-        rows.push(`${device.transport.padEnd(5)} ${label.padEnd(30)} ${String(r?.bytes ?? 0).padStart(10)} B ${(((r?.bytes ?? 0) / size) * 100).toFixed(3).padStart(8)}% ${secs(ms).padStart(7)} ${same ? 'identical' : 'DIFFERENT'}`);
+        const bytes = r?.bytes ?? 0;
+        if (!full.bytes) full = { bytes, ms };
+        const ratio = (x: number, base: number) => `${(x / base).toFixed(4)}x`.padStart(9);
+        rows.push(`${device.transport.padEnd(5)} ${label.padEnd(30)} ${String(bytes).padStart(10)} B ${((bytes / size) * 100).toFixed(3).padStart(8)}% ${ratio(bytes, full.bytes)} ${secs(ms).padStart(7)} ${ratio(ms, full.ms)}  ${same ? 'identical' : 'DIFFERENT'}  ${r?.note ?? (reason === true ? 'up to date' : '')}`);
         log(rows.at(-1)!);
       }
     } finally {
       await session.close();
     }
   }
-  log('\ndevice case                              bytes sent   of image    time  device file');
+  log('\ndevice case                              bytes sent   of image  vs full    time   vs full  device file  how');
   for (const r of rows) log(r);
 } finally {
   await sshd.cleanup();
