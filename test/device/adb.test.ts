@@ -12,7 +12,7 @@ import { UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
 import { pushDataDisk, pushRootfs, pushSecrets } from '../../tasks/push.ts';
 import { secretForms } from '../support/cmdline-watch.ts';
-import { fakeContext, fileDep, sha256File, testService } from '../support/device-context.ts';
+import { fakeContext, fileDep, hashSpy, sha256File, testService } from '../support/device-context.ts';
 
 const standin = fileURLToPath(new URL('../support/adb-standin', import.meta.url));
 let dir: string;
@@ -69,6 +69,9 @@ test('every command carries -s <serial> and runs as root via `shell su -c`; push
   await exec('mkfs.ext4', ['-q', '-F', disk]);
   await pushDataDisk.run!(ctx(pushDataDisk, { deps: [await fileDep('sql:data-disk', 'data.img', disk)] }));
   assert.is(await sha256File(join(onDevice, 'data.img')), await sha256File(disk));
+  const spy = hashSpy(session);
+  assert.is(await pushDataDisk.check!(ctx(pushDataDisk, { session: spy.session, flags: { verify: true } })), true, 'present: up to date');
+  assert.equal(spy.hashed, [], '--verify hashes nothing of data.img (user data) on the device');
 
   const pid = await session.spawnDetached('exec sleep 20', { cwd: '/data/sovereign/vm/sql', log: 'console.log', pidFile: 'vm.pid' });
   assert.ok(await session.isAlive(pid));

@@ -11,7 +11,7 @@ import { Cancelled, UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
 import { chmod } from '../../tasks/chmod.ts';
 import { pushDataDisk, pushKernel, pushSecrets, pushStartScript } from '../../tasks/push.ts';
-import { fakeContext, fileDep, sha256File, testService } from '../support/device-context.ts';
+import { fakeContext, fileDep, hashSpy, sha256File, testService } from '../support/device-context.ts';
 
 let repo: string;
 let session: DeviceSession;
@@ -126,7 +126,9 @@ test('push-data-disk: only when absent; --force keeps it; --fresh-data asks, and
   // The user's data lands in the device copy.
   await fs.appendFile(remote, 'USER DATA');
   const userSha = await sha256File(remote);
-  assert.is(await pushDataDisk.check!(ctxFor(pushDataDisk, { deps: [dep] }).ctx), true, 'present: up to date');
+  const spy = hashSpy(session);
+  assert.is(await pushDataDisk.check!(ctxFor(pushDataDisk, { deps: [dep], session: spy.session, flags: { verify: true } }).ctx), true, 'present: up to date');
+  assert.equal(spy.hashed, [], '--verify hashes nothing of data.img (user data) on the device');
   const forced = ctxFor(pushDataDisk, { deps: [dep], flags: { force: true } });
   await pushDataDisk.run!(forced.ctx);
   assert.is(await sha256File(remote), userSha, '--force never replaces it');

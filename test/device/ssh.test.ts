@@ -13,7 +13,7 @@ import { sparseIdentity } from '../../lib/extents.ts';
 import { renderSecretsFile } from '../../lib/secrets.ts';
 import { pushDataDisk, pushRootfs, pushSecrets, pushStartScript } from '../../tasks/push.ts';
 import { secretForms, watchCmdlines } from '../support/cmdline-watch.ts';
-import { fakeContext, fileDep, sha256File, testService } from '../support/device-context.ts';
+import { fakeContext, fileDep, hashSpy, sha256File, testService } from '../support/device-context.ts';
 import { startSshdDevice } from '../support/sshd-netns.ts';
 import { bytesRead } from '../support/read-bytes.ts';
 import type { SshdDevice } from '../support/sshd-netns.ts';
@@ -136,10 +136,9 @@ test('a sparse 4 GiB data disk crosses the wire as its data, not 4 GiB; its iden
   const manifest = JSON.parse(await fs.readFile(join(svcDir, 'manifest.json'), 'utf8'));
   assert.equal(manifest.files['data.img'], { sha256: id, size: 4 * 1024 ** 3, identity: 'sparse-v1' }, 'the manifest records its sparse identity');
   // --verify re-hashes pushed artifacts on the device, never the user's data disk (it changes as the VM runs).
-  const hashed: string[] = [];
-  const spy = { ...session, sha256: async (p: string) => { hashed.push(p); return session.sha256(p); } };
-  assert.is(await pushDataDisk.check!(ctxFor(pushDataDisk, [dep], { session: spy, flags: { verify: true } }).ctx), true, 'present: never pushed again');
-  assert.equal(hashed, [], '--verify hashes nothing of data.img on the device');
+  const spy = hashSpy(session);
+  assert.is(await pushDataDisk.check!(ctxFor(pushDataDisk, [dep], { session: spy.session, flags: { verify: true } }).ctx), true, 'present: never pushed again');
+  assert.equal(spy.hashed, [], '--verify hashes nothing of data.img on the device');
   await fs.rm(disk);
   await fs.rm(remote);
 

@@ -75,3 +75,9 @@ export function fakeContext(o: {
   const typed: RunContext = ctx;
   return { ctx: typed, logs, progress, questions };
 }
+
+/** `session`, recording every device file it is asked to sha256 (to show a --verify leaves some file alone). */
+export function hashSpy(session: DeviceSession): { session: DeviceSession; hashed: string[] } {
+  const hashed: string[] = [];
+  return { session: { ...session, sha256: (p: string) => { hashed.push(p); return session.sha256(p); } }, hashed };
+}
