@@ -32,6 +32,24 @@ test('the config imports a sibling file and reads files relative to itself (impo
   assert.match(out, /Forgejo via dirname: not running/);
 });
 
+test('an unchanged config loads its last bundle; an edited import, or a new file an import now finds, is bundled again', async () => {
+  const displayOf = async () => {
+    const r = await run(['status', '--json']);
+    assert.is(r.code, 0, r.stderr);
+    return /(named|edited) in [jt]s(?=: not running)/.exec(JSON.stringify(JSON.parse(r.stdout).tasks.map((t: { output?: string[] }) => t.output)))?.[0];
+  };
+  writeFileSync(join(root, 'naming.js'), "export const sqlName = 'named in js';\n");
+  writeFileSync(join(root, 'sovereign.config.ts'), `import { sqlName } from './naming';\n${edited("displayName: 'PostgreSQL'", 'displayName: sqlName')}`);
+  assert.is(await displayOf(), 'named in js');
+  assert.is(await displayOf(), 'named in js', 'the cached bundle');
+  writeFileSync(join(root, 'naming.js'), "export const sqlName = 'edited in js';\n");
+  assert.is(await displayOf(), 'edited in js', 'an imported file edited');
+  writeFileSync(join(root, 'naming.ts'), "export const sqlName: string = 'named in ts';\n");
+  assert.is(await displayOf(), 'named in ts', './naming now resolves to the new naming.ts');
+  rmSync(join(root, 'naming.ts'));
+  rmSync(join(root, 'naming.js'));
+});
+
 test('one compiled config at a time, not one per edit', async () => {
   for (const memory of [1100, 1200, 1300]) assert.is((await withConfig(edited('memory: 1024', `memory: ${memory}`))).code, 0);
   assert.is(readdirSync(join(root, '.sovereign', 'config')).filter((f) => f.endsWith('.mjs')).length, 1);
