@@ -1,5 +1,5 @@
 // Config checks that span services or look at the repo: shared addresses and ports, dependsOn cycles, payload folders.
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Service } from './config.ts';
 import type { Bad } from './config-resolve.ts';
@@ -20,7 +20,8 @@ export function checkAcrossServices(services: Map<string, Service>, root: string
   if (cycle) bad(`services.${cycle[0]}.dependsOn`, `forms a cycle: ${cycle.join(' -> ')}`, 'a service cannot wait for itself: remove one dependsOn entry of the loop');
 }
 
-const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+/** One stat (a config of 5,000 services checks 5,000 folders on every run). */
+const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 
 /** The first dependsOn loop, as service names from start back to start; undefined when there is none. */
 function dependsOnCycle(services: Map<string, Service>): string[] | undefined {

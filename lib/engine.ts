@@ -1,5 +1,4 @@
 // One run: targets -> graph -> lock -> scheduler driving the rebuilder over the store; state saved at the end.
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config, Device } from './config.ts';
@@ -8,10 +7,9 @@ import { type ExitKind, UserError } from './error.ts';
 import type { Emit } from './events.ts';
 import { buildGraph, parseTargets, type Steps, type TaskGraph, topoOrder } from './graph.ts';
 import { StatCache } from './hash.ts';
-import { writeFileAtomic } from './fsutil.ts';
 import { acquireLock } from './lock.ts';
 import { sweep } from './sweep.ts';
-import { type EngineState, Rebuilder, tmpRoot } from './rebuild/index.ts';
+import { EngineState, Rebuilder, tmpRoot } from './rebuild/index.ts';
 import type { KeyParts } from './key.ts';
 import { schedule } from './scheduler.ts';
 import { openStore, type RemoteMode } from './store/open.ts';
@@ -63,13 +61,7 @@ export function planGraph(config: Config, steps: Steps, targets: string[], devic
   return g.value;
 }
 
-export function loadState(root: string): EngineState {
-  try {
-    return JSON.parse(readFileSync(join(stateDir(root), 'engine.json'), 'utf8')) as EngineState;
-  } catch {
-    return { tasks: {}, toolMemo: {} };
-  }
-}
+export const loadState = (root: string) => EngineState.load(stateDir(root));
 
 export async function run(req: RunRequest): Promise<RunOutcome> {
   const started = Date.now();
@@ -88,7 +80,6 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
   try {
     if (lock) await sweep(req.root, tmpRoot(req.root), resolve(req.root, req.config.cache.dir)); // leftovers of a killed run
     const state = loadState(req.root);
-    const toolsBefore = JSON.stringify(state.toolMemo);
     const stat = new StatCache(join(stateDir(req.root), 'stat-cache.json'));
     const warned = new Set<string>();
     const store = await openStore(req.config, req.root, {
@@ -110,18 +101,19 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
       confirm: req.confirm,
     });
     emit({ type: 'plan', tasks: topoOrder(graph), device: device.name, dryRun: req.dryRun });
+    const deviceResource = `device:${device.name}`;
     const result = await schedule(graph, {
       // Checking keys and records is I/O-bound: many at once. Doing work is limited by the rebuilder's slots.
       concurrency: Math.max(32, workers * 4),
       keepGoing: req.keepGoing,
       signal: req.signal,
-      resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? `device:${device.name}` : undefined),
+      resource: (id) => (graph.nodes.get(id)!.step.usesDevice ? deviceResource : undefined),
       run: (id, signal) => rebuilder.execute(id, signal),
       onBlocked: (id, by, cause) => emit({ type: 'blocked', task: id, by, cause }),
     });
     if (!req.dryRun) {
       // Megabytes at thousands of tasks: written only when something changed.
-      if (rebuilder.stateChanged || JSON.stringify(state.toolMemo) !== toolsBefore) await writeFileAtomic(join(stateDir(req.root), 'engine.json'), JSON.stringify(state));
+      await state.save();
       await stat.save();
       await store.flush?.();
     }

@@ -38,7 +38,7 @@ export async function keyParts(
   // one part per field, so `sovereign why` can name the field that changed.
   const config = inputs.config ?? null;
   if (typeof config === 'object' && config !== null && !Array.isArray(config)) {
-    for (const [field, value] of Object.entries(config).sort(([a], [b]) => a.localeCompare(b))) parts[`config.${field}`] = sha256(canonicalJson(value ?? null));
+    for (const [field, value] of Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) parts[`config.${field}`] = sha256(canonicalJson(value ?? null));
   } else parts.config = sha256(canonicalJson(config));
   // Effects act on one device: pushing to the phone is not pushing to the box. Identity, not credentials.
   if (task.device && (task.kind === 'effect' || task.kind === 'always')) {

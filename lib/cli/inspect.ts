@@ -11,7 +11,8 @@ export async function whyCommand(args: string[], opts: MainOptions): Promise<num
   if (o.positionals.length !== 1) throw new UserError('why takes one task', { code: 'usage', hint: 'e.g. sovereign why sql:rootfs' });
   const { root, config, steps } = await context(opts.steps);
   const task = o.positionals[0];
-  const before = loadState(root).tasks[task];
+  const state = loadState(root);
+  const before = state.tasks[task];
   // A dry run computes today's keys without doing anything.
   const keys = new Map<string, string>();
   const willRun = new Set<string>();
@@ -34,7 +35,9 @@ export async function whyCommand(args: string[], opts: MainOptions): Promise<num
     return say(`${task} will run because ${deps.length === 1 ? 'its dependency' : 'its dependencies'} ${deps.join(', ')} will run first.\nRun \`sovereign why ${deps[0]}\` to see what changed there.\n`, { state: 'dependencies-will-run', dependencies: deps });
   }
   if (!now || before.key === key) return say(`${task} is up to date: no input changed since its last run (key ${before.key.slice(0, 12)}).\n`, { state: 'up-to-date', key: before.key });
-  const changed = diffParts(before.parts, now);
+  const beforeParts = state.partsOf(task);
+  if (!beforeParts) return say(`${task}: inputs changed since its last run (key ${before.key.slice(0, 12)} -> ${key.slice(0, 12)}); which ones was not recorded.\n`, { state: 'changed', changed: [] });
+  const changed = diffParts(beforeParts, now);
   return say(`${task}: inputs changed since its last run:\n${changed.map((p) => `  - ${p}`).join('\n')}\n`, { state: 'changed', changed });
 }
 

@@ -10,19 +10,7 @@ import type { TaskGraph, TaskNode } from '../graph.ts';
 import { diffParts, keyOf, keyParts, type KeyParts } from '../key.ts';
 import type { Store } from '../store/store.ts';
 import type { DepOutput, RunContext, RunFlags } from '../task.ts';
-
-/** What we remember about a task between runs (for `why` and for reporting early cutoff). */
-export interface TaskMemory {
-  key: string;
-  parts: KeyParts;
-  outputHash: string;
-}
-
-/** Per-repo state kept between runs. */
-export interface EngineState {
-  tasks: Record<string, TaskMemory>;
-  toolMemo: Record<string, string>;
-}
+import type { EngineState } from './state.ts';
 
 export interface RebuilderOptions {
   root: string;
@@ -68,8 +56,6 @@ export class RebuildCore {
   readonly slots: Semaphore;
   /** Keys being built right now: a second task with the same key (two services sharing a base) waits, then hits. */
   readonly inflight = new Map<string, Promise<unknown>>();
-  /** True once this run changed what is remembered between runs (a no-op run leaves the state file unwritten). */
-  stateChanged = false;
 
   /** `restoreArtifact` brings an executed artifact's outputs onto disk; true when its output hash changed. */
   constructor(
@@ -119,7 +105,9 @@ export class RebuildCore {
     if (this.o.flags.force) return 'forced (--force)';
     const before = this.o.state.tasks[node.id];
     if (!before) return 'no cached result';
-    const changed = diffParts(before.parts, parts);
+    const beforeParts = this.o.state.partsOf(node.id);
+    if (!beforeParts) return 'no cached result for these inputs';
+    const changed = diffParts(beforeParts, parts);
     return changed.length ? `changed: ${changed.join(', ')}` : 'no cached result for these inputs';
   }
 
@@ -156,11 +144,7 @@ export class RebuildCore {
   }
 
   remember(node: TaskNode, key: string, parts: KeyParts, outputHash: string) {
-    const before = this.o.state.tasks[node.id];
-    // The key is the hash of its parts: same key, same parts.
-    if (before?.key === key && before.outputHash === outputHash) return;
-    this.stateChanged = true;
-    this.o.state.tasks[node.id] = { key, parts, outputHash };
+    this.o.state.remember(node.id, key, parts, outputHash);
   }
 
   async tmpDir(): Promise<string> {
@@ -172,7 +156,10 @@ export class RebuildCore {
   context(node: TaskNode, key: string, tmp: string, finalDir: string, signal: AbortSignal): RunContext {
     const o = this.o;
     return {
-      ...node.ctx,
+      // Named, not spread: spreading the plan context into 15,000 fresh literals showed up in no-op profiles.
+      service: node.ctx.service,
+      config: node.ctx.config,
+      device: node.ctx.device,
       task: node.id,
       root: o.root,
       outDir: tmp,

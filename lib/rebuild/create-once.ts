@@ -19,7 +19,8 @@ export async function createOnce(core: RebuildCore, node: TaskNode, signal: Abor
   const before = o.state.tasks[node.id];
   if (present && !o.flags.freshData) {
     core.remember(node, key, parts, key);
-    const note = before && before.key !== key ? ` (its settings changed: ${diffParts(before.parts, parts).join(', ')}; --fresh-data recreates it)` : '';
+    const beforeParts = before && before.key !== key ? o.state.partsOf(node.id) : undefined;
+    const note = before && before.key !== key ? ` (its settings changed${beforeParts ? `: ${diffParts(beforeParts, parts).join(', ')}` : ''}; --fresh-data recreates it)` : '';
     return done('skipped', `exists; user data is never overwritten${note}`);
   }
   if (o.dryRun) return done('would-run', present ? '--fresh-data: would replace it (asks first)' : 'does not exist yet');

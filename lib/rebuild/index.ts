@@ -9,7 +9,8 @@ import { type Done, RebuildCore, type RebuilderOptions } from './core.ts';
 import { createOnce } from './create-once.ts';
 import { effect } from './effect.ts';
 
-export { dataDir, type EngineState, outDir, type RebuilderOptions, type TaskMemory, tmpRoot } from './core.ts';
+export { dataDir, outDir, type RebuilderOptions, tmpRoot } from './core.ts';
+export { EngineState, type TaskMemory } from './state.ts';
 
 export class Rebuilder {
   private readonly core: RebuildCore;
@@ -20,8 +21,6 @@ export class Rebuilder {
 
   /** Key parts of every task whose key was computed in this run (for `why`). */
   get parts(): Map<string, KeyParts> { return this.core.parts; }
-  /** True once this run changed what is remembered between runs (a no-op run leaves the state file unwritten). */
-  get stateChanged(): boolean { return this.core.stateChanged; }
 
   /** Brings one task up to date; its dependencies have already been executed. */
   async execute(id: string, signal: AbortSignal): Promise<void> {
