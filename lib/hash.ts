@@ -24,7 +24,13 @@ export function canonicalJson(value: unknown): string {
 /** An array-index-like key, which JavaScript objects always list first. */
 const isIndex = (k: string) => { const n = Number(k); return Number.isInteger(n) && n >= 0 && n < 4294967295 && String(n) === k; };
 
+/** What JSON.stringify escapes in a string (controls, quote, backslash, surrogates); most strings here have none. */
+const ESCAPED = /[\u0000-\u001f"\\\ud800-\udfff]/;
+/** JSON.stringify of a string, without its cost for the hex digests and names that need no escaping. */
+const quote = (s: string) => (ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`);
+
 function canon(v: unknown, key: string): string | undefined {
+  if (typeof v === 'string') return quote(v);
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(k: string): unknown }).toJSON(key);
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x, i) => canon(x, String(i)) ?? 'null').join(',')}]`;
@@ -36,7 +42,7 @@ function canon(v: unknown, key: string): string | undefined {
   while (ints < keys.length && isIndex(keys[ints])) ints++;
   for (const k of ints ? [...keys.slice(0, ints), ...keys.slice(ints).sort()] : keys.sort()) {
     const s = canon(o[k], k);
-    if (s !== undefined) parts.push(`${JSON.stringify(k)}:${s}`);
+    if (s !== undefined) parts.push(`${quote(k)}:${s}`);
   }
   return `{${parts.join(',')}}`;
 }

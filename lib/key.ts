@@ -28,18 +28,19 @@ export async function keyParts(
   depOutputs: Record<string, string>,
   src: KeySources,
 ): Promise<KeyParts> {
-  const parts: KeyParts = {
-    // A new key layout must not collide with keys of the old one.
-    schema: String(SCHEMA_VERSION),
-    // The step's implementation: a new version of `rootfs` may produce different bytes from the same inputs.
-    step: `${task.stepName}@${task.version}`,
-  };
+  // A dictionary from the start (no prototype): names like `dep:svc42:image` are new for every service, and each new
+  // name on an ordinary object grows a shape tree shared by all of them (superlinear at thousands of services).
+  const parts = dictionary<string>();
+  // A new key layout must not collide with keys of the old one.
+  parts.schema = String(SCHEMA_VERSION);
+  // The step's implementation: a new version of `rootfs` may produce different bytes from the same inputs.
+  parts.step = `${task.stepName}@${task.version}`;
   // Only the resolved config fields this step reads, so editing vault's entry leaves sql's keys alone;
   // one part per field, so `sovereign why` can name the field that changed.
   const config = inputs.config ?? null;
   if (typeof config === 'object' && config !== null && !Array.isArray(config)) {
-    for (const [field, value] of Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) parts[`config.${field}`] = sha256(canonicalJson(value ?? null));
-  } else parts.config = sha256(canonicalJson(config));
+    for (const [field, value] of Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) parts[`config.${field}`] = hashOfJson(canonicalJson(value ?? null));
+  } else parts.config = hashOfJson(canonicalJson(config));
   // Effects act on one device: pushing to the phone is not pushing to the box. Identity, not credentials.
   if (task.device && (task.kind === 'effect' || task.kind === 'always')) {
     const { name, transport, host, port, user, serial, root, hypervisor, arch } = task.device;
@@ -58,13 +59,29 @@ export async function keyParts(
     }
   }
   // Tools whose version shapes the output (e.g. mke2fs): a new mke2fs may lay out a different image.
-  const tools = await toolVersions(inputs.tools ?? [], src.toolMemo);
-  for (const [name, v] of Object.entries(tools)) parts[`tool:${name}`] = v;
+  if (inputs.tools?.length) {
+    const tools = await toolVersions(inputs.tools, src.toolMemo);
+    for (const [name, v] of Object.entries(tools)) parts[`tool:${name}`] = v;
+  }
   // Dependencies by their output hash, not their key: if a dependency re-runs and produces the same
   // bytes, this key is unchanged (early cutoff).
   for (const id of Object.keys(depOutputs).sort()) parts[`dep:${id}`] = depOutputs[id];
   return parts;
 }
+
+/** Config values repeat across tasks (the same suite, `null` for every step without config): each is hashed once. */
+const jsonHashes = new Map<string, string>();
+function hashOfJson(json: string): string {
+  let h = jsonHashes.get(json);
+  if (h === undefined) {
+    if (jsonHashes.size >= 10_000) jsonHashes.clear();
+    jsonHashes.set(json, (h = sha256(json)));
+  }
+  return h;
+}
+
+/** An object without prototype, for names that differ per service or task (see keyParts). */
+export const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
 
 export const keyOf = (parts: KeyParts) => sha256(canonicalJson(parts));
 

@@ -7,7 +7,7 @@ import type { DeviceSession } from '../device/device.ts';
 import type { Emit, Outcome } from '../events.ts';
 import type { StatCache } from '../hash.ts';
 import type { TaskGraph, TaskNode } from '../graph.ts';
-import { diffParts, keyOf, keyParts, type KeyParts } from '../key.ts';
+import { dictionary, diffParts, keyOf, keyParts, type KeyParts } from '../key.ts';
 import type { Store } from '../store/store.ts';
 import type { DepOutput, RunContext, RunFlags } from '../task.ts';
 import type { EngineState } from './state.ts';
@@ -86,7 +86,9 @@ export class RebuildCore {
   }
 
   depHashes(node: TaskNode): Record<string, string> {
-    return Object.fromEntries(node.deps.map((d) => [d, this.result(d).outputHash]));
+    const out = dictionary<string>(); // task ids as names: see keyParts
+    for (const d of node.deps) out[d] = this.result(d).outputHash;
+    return out;
   }
 
   async key(node: TaskNode): Promise<{ key: string; parts: KeyParts }> {

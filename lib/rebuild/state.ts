@@ -36,10 +36,14 @@ export class EngineState {
       return new EngineState({}, {}, dir, {});
     }
     // Written before parts had a file of their own: they are inline, and move there on the next save.
-    const inline = Object.values(data.tasks).some((t) => t.parts) ? Object.fromEntries(Object.entries(data.tasks).map(([id, t]) => [id, { key: t.key, parts: t.parts ?? {} }])) : undefined;
-    const tasks: Record<string, TaskMemory> = {};
-    for (const [id, t] of Object.entries(data.tasks)) tasks[id] = { key: t.key, outputHash: t.outputHash };
-    const state = new EngineState(tasks, data.toolMemo ?? {}, dir, inline);
+    let inline: PartsFile | undefined;
+    for (const id in data.tasks) {
+      const t = data.tasks[id];
+      if (!t.parts) continue;
+      (inline ??= {})[id] = { key: t.key, parts: t.parts };
+      delete t.parts;
+    }
+    const state = new EngineState(data.tasks, data.toolMemo ?? {}, dir, inline);
     state.changed = !!inline; // moved out on this run's save
     return state;
   }

@@ -5,7 +5,8 @@ import { mkdtempSync, promises as fs, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyOf, keyParts, diffParts } from '../../lib/key.ts';
-import { StatCache } from '../../lib/hash.ts';
+import { canonicalJson, StatCache } from '../../lib/hash.ts';
+import { createHash } from 'node:crypto';
 import { resolveConfig } from '../../lib/config.ts';
 import type { KeyInputs } from '../../lib/task.ts';
 
@@ -20,6 +21,14 @@ const src = () => ({ root, stat: new StatCache(), toolMemo: {} });
 const task = { stepName: 'rootfs', version: 1, kind: 'artifact' };
 const inputs = (): KeyInputs => ({ config: { size: 512 }, files: [{ file: 'vm/x/init.sh' }, { dir: 'vm/x', ignoreFile: '.dockerignore' }] });
 const key = async (i: KeyInputs = inputs(), deps: Record<string, string> = { 'x:image': 'aaa' }, t = task) => keyOf(await keyParts(t, i, deps, src()));
+
+test('canonical JSON: keys sorted at every level, integer-like keys first; flat string objects (key parts) give the same bytes', () => {
+  assert.is(canonicalJson({ b: '1', a: '"q"', 10: 'x', 2: 'y' }), '{"2":"y","10":"x","a":"\\"q\\"","b":"1"}');
+  assert.is(canonicalJson(JSON.parse('{"__proto__":"p","a":"b"}')), '{"__proto__":"p","a":"b"}');
+  assert.is(canonicalJson({ z: { b: 1, a: [{ d: 'x', c: null }] }, a: 'k', u: undefined }), '{"a":"k","z":{"a":[{"c":null,"d":"x"}],"b":1}}');
+  // Keys made before any of this stay valid: the key is the sha256 of exactly these bytes.
+  assert.is(keyOf({ step: 'x@1', schema: '2' }), createHash('sha256').update('{"schema":"2","step":"x@1"}').digest('hex'));
+});
 
 test('same inputs, same key; stable across calls', async () => {
   assert.is(await key(), await key());
