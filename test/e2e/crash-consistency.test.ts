@@ -11,7 +11,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { bin } from '../support/cli.ts';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
-import { KERNEL_BYTES, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
+import { identityOf, KERNEL_BYTES, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 10);
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -74,19 +74,23 @@ function storeProblems(): string[] {
 }
 
 /** Every manifest entry on the local device matches its file (a manifest that vouches for other bytes makes a later check lie). */
-function deviceProblems(): string[] {
+async function deviceProblems(): Promise<string[]> {
   const dir = p.localDeviceDir('forge');
   const file = join(dir, 'manifest.json');
   if (!existsSync(file)) return [];
-  let m: { files: Record<string, { sha256: string; size: number; replacing?: true }> };
+  let m: { files: Record<string, { sha256: string; size: number; identity?: string; replacing?: true }> };
   try { m = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { return [`manifest.json does not parse: ${(e as Error).message}`]; }
+  const bad: string[] = [];
   // An entry marked `replacing` vouches for nothing (a push was under way): the next check pushes again.
-  return Object.entries(m.files).filter(([, want]) => !want.replacing).flatMap(([name, want]) => {
+  for (const [name, want] of Object.entries(m.files).filter(([, e]) => !e.replacing)) {
     const path = join(dir, name);
-    if (!existsSync(path)) return [`${name} is in the manifest but not on the device`];
-    return sha256(path) === want.sha256 && statSync(path).size === want.size ? [] : [`${name} on the device is not the ${want.sha256.slice(0, 12)} its manifest records`];
-  });
+    if (!existsSync(path)) bad.push(`${name} is in the manifest but not on the device`);
+    else if (!same(await identityOf(name, path), want)) bad.push(`${name} on the device is not the ${want.sha256.slice(0, 12)} its manifest records`);
+  }
+  return bad;
 }
+
+const same = (a: { sha256: string; size: number; identity?: string }, b: typeof a) => a.sha256 === b.sha256 && a.size === b.size && a.identity === b.identity;
 
 async function deploy(): Promise<{ summary: RunSummary; ms: number }> {
   const t = Date.now();
@@ -119,7 +123,7 @@ test(`SIGKILL at random points of build, restore and push leaves the store and d
     const at = Math.floor(rnd() * span[build ? 'build' : 'restore']);
     const how = await killedRun(at);
     const where = `seed ${SEED}, round ${round}, variant ${v}, ${how}`;
-    const broken = [...storeProblems(), ...deviceProblems()];
+    const broken = [...storeProblems(), ...(await deviceProblems())];
     assert.equal(broken, [], `${where}: after the kill\n${broken.join('\n')}`);
     const done = await deploy();
     assert.is(sha256(join(p.localDeviceDir('forge'), 'kernel')), sha256Of(kernel), `${where}: the device runs this round's kernel after a completed run`);

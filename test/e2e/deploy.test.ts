@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, closeSync, appendFileSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
-import { KERNEL_BYTES, mode, outcomes, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
+import { identityOf, KERNEL_BYTES, mode, outcomes, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
 import { createHash } from 'node:crypto';
 
 let dockerd: Dockerd;
@@ -66,7 +66,7 @@ test('1. forge:deploy on the local device runs each step once and lands every fi
   for (const [name, path] of Object.entries(local)) {
     const want = sha256(path);
     assert.is(sha256(join(dev, name)), want, `${name} on the device equals the local one`);
-    assert.equal(manifest.files[name], { sha256: want, size: statSync(path).size }, `manifest entry of ${name}`);
+    assert.equal(manifest.files[name], await identityOf(name, path), `manifest entry of ${name}`);
   }
   assert.is(sha256(join(dev, 'kernel')), createHash('sha256').update(KERNEL_BYTES).digest('hex'));
 });

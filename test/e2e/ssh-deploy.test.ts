@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
 import { startSshdDevice, type SshdDevice } from '../support/sshd-netns.ts';
-import { mode, outcomes, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
+import { identityOf, mode, outcomes, ran, sha256, tinyProject, type RunSummary, type TinyProject } from '../support/tiny-project.ts';
 
 let dockerd: Dockerd;
 let box: SshdDevice;
@@ -49,7 +49,7 @@ test('7a. forge:deploy --device box puts every file, mode and the manifest under
   };
   for (const [name, path] of Object.entries(local)) {
     assert.is(sha256(join(dev, name)), sha256(path), `${name} on box equals the local one`);
-    assert.equal(manifest.files[name], { sha256: sha256(path), size: statSync(path).size }, `manifest entry of ${name}`);
+    assert.equal(manifest.files[name], await identityOf(name, path), `manifest entry of ${name}`);
   }
   // The sparse data disk travels as its data, not its apparent size.
   const dataBytes = summary.tasks.find((t) => t.task === 'forge:push-data-disk')?.bytes ?? 0;

@@ -3,6 +3,8 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { sparseIdentity } from '../../lib/extents.ts';
+import { VM_FILES } from '../../lib/vm/files.ts';
 import { checkout, sovereign, type CliResult } from './cli.ts';
 
 export interface TinyOptions {
@@ -131,6 +133,12 @@ export function tinyProject(name: string, dockerHost: string, o: TinyOptions = {
 }
 
 export const sha256 = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+/** What a device manifest records for a pushed file: the data disk by its sparseIdentity (user data), the rest by sha256. */
+export async function identityOf(name: string, path: string): Promise<{ sha256: string; size: number; identity?: 'sparse-v1' }> {
+  const size = statSync(path).size;
+  return name === VM_FILES.data ? { sha256: await sparseIdentity(path), size, identity: 'sparse-v1' } : { sha256: sha256(path), size };
+}
 export const mode = (p: string) => statSync(p).mode & 0o777;
 
 /** Outcome of each task in a summary, by task id. */
