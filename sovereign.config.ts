@@ -30,6 +30,8 @@ export default defineConfig({
       base: { debootstrap: { suite: 'bookworm', variant: 'minbase' } },
       dependsOn: ['sql'],
       // Forgejo 11 LTS from Codeberg's container image; its image id is recorded in sovereign.lock.json on first fetch.
+      // To join your tailnet (README "Tailscale"), add TAILSCALE_IMAGE: 'tailscale/tailscale:v1.92.3' here and
+      // 'TAILSCALE_AUTHKEY' to secrets (the same works for vault).
       upstream: { FORGEJO_IMAGE: 'codeberg.org/forgejo/forgejo:11.0.15' },
       // `test --forge`: the web UI answers (200, or a redirect to the login page) and forge's own database login works.
       checks: { http: { port: 443, path: '/' }, postgres: { service: 'sql', user: 'forgejo', passwordSecret: 'POSTGRES_FORGEJO_PASSWORD' } },

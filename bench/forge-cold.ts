@@ -1,24 +1,21 @@
 // Manual benchmark: cold, then warm, `run forge:build` (or another target, e.g. forge:start) of the real vm/forge
 // payload on the local device, with Debian's docker-registry on loopback as the STAND-IN for codeberg.org serving a
-// STAND-IN Forgejo image: busybox plus bench/support/forgejo-standin.sh at /app/gitea/gitea (where the real image
+// STAND-IN Forgejo image: busybox plus test/support/forgejo-standin.sh at /app/gitea/gitea (where the real image
 // has its binary), which does what vm/forge/init.sh asks of the binary (version, secrets, a PostgreSQL login with
 // forge's password, HTTPS on 443). Only the upstream image is a stand-in: config, Dockerfile, init.sh and the
 // engine are the real ones. After a `:start` target it runs `test --forge` and stops the VMs it started.
 // Usage (as root, reaches Debian's mirror; run `npm run build` first): node --import tsx bench/forge-cold.ts [target]
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec } from '../lib/exec.ts';
 import { checkout, sovereign } from '../test/support/cli.ts';
 import { busyboxImage, startDockerd } from '../test/support/dockerd.ts';
-import { startRegistry } from '../test/support/registry.ts';
+import { pushStandInImage, startRegistry } from '../test/support/registry.ts';
 
 const target = process.argv[2] ?? 'forge:build';
 const PIN = "FORGEJO_IMAGE: 'codeberg.org/forgejo/forgejo:11.0.15'";
 const dockerd = await startDockerd();
 const registry = await startRegistry();
 const root = checkout('sov-bench-forge-');
-const docker = (args: string[]) => exec('docker', args, { env: { ...dockerd.env, DOCKER_BUILDKIT: '0' } });
 const env = { DOCKER_HOST: dockerd.host };
 
 /** `sovereign ARGS --json` in the checkout; prints the wall time and every task that took 0.1 s or more. */
@@ -39,14 +36,8 @@ async function timed(label: string, args: string[]): Promise<void> {
 let started = false;
 try {
   const base = await busyboxImage(dockerd.env, 'sov-standin-busybox:1');
-  const ctx = mkdtempSync(join(tmpdir(), 'sov-standin-forgejo-'));
-  copyFileSync(join(import.meta.dirname, 'support', 'forgejo-standin.sh'), join(ctx, 'gitea'));
-  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY gitea /app/gitea/gitea\n`);
-  const ref = `${registry.host}/forgejo/forgejo:11.0.15`;
-  await docker(['build', '-q', '-t', ref, ctx]);
-  await docker(['push', ref]);
-  await docker(['rmi', ref]);
-  rmSync(ctx, { recursive: true, force: true });
+  const files = { '/app/gitea/gitea': join(import.meta.dirname, '..', 'test', 'support', 'forgejo-standin.sh') };
+  await pushStandInImage({ dockerEnv: dockerd.env, registry, path: 'forgejo/forgejo:11.0.15', base, files });
 
   const configFile = join(root, 'sovereign.config.ts');
   const config = readFileSync(configFile, 'utf8');

@@ -4,7 +4,7 @@ import type { Config, Device } from './config.ts';
 import { UserError } from './error.ts';
 import { exec } from './exec.ts';
 import { openTransport } from './device/open.ts';
-import { readEnvFile, unsendable } from './secrets.ts';
+import { PROVIDED_SECRETS, readEnvFile, unprovided, unsendable } from './secrets.ts';
 import { userInfo } from 'node:os';
 import { archSpec } from './arch.ts';
 import { bootstrapMode, bootstrapper, checkCanBootstrap } from './build/base.ts';
@@ -121,11 +121,14 @@ export async function envChecks(config: Config, opts: PreflightOptions): Promise
     return [{ name: '.env', ok: false, detail: message(e), fix: envFix(e) }];
   }
   const generated = 'the first deploy generates random values for missing keys (edit .env to choose your own)';
-  if (!env.exists) return [{ name: '.env', ok: true, detail: `not there yet: ${generated}` }];
+  const cannot = services.map((s) => unprovided(s, s.secrets.filter((k) => !env.has(k)), '.env')).filter((e) => e !== undefined);
+  const owed = cannot.map((e) => ({ name: '.env keys you provide', ok: false, detail: e.message, fix: e.hint }));
+  if (!env.exists) return [{ name: '.env', ok: true, detail: `not there yet: ${generated}` }, ...owed];
   return [
     { name: '.env', ok: true, detail: `${env.size} keys` },
+    ...owed,
     ...services.map((s) => {
-      const missing = s.secrets.filter((k) => !env.has(k));
+      const missing = s.secrets.filter((k) => !env.has(k) && !(k in PROVIDED_SECRETS));
       const bad = s.secrets.map((k) => (env.has(k) ? unsendable(k, env.get(k)!) : undefined)).find(Boolean);
       if (bad) return { name: `.env keys for ${s.name}`, ok: false, detail: bad, fix: 'keep each value on one line (no \\n escape) in .env' };
       return { name: `.env keys for ${s.name}`, ok: true, detail: missing.length ? `${missing.join(', ')} not set: ${generated}` : s.secrets.join(', ') };

@@ -107,6 +107,24 @@ export function renderSecretsFile(values: Record<string, string>): Buffer {
 }
 
 /**
+ * Secrets only their owner can make, so never generated (a random value would be wrong, not merely unknown):
+ * key -> where to get one. A missing one stops the run before anything is sent.
+ */
+export const PROVIDED_SECRETS: Readonly<Record<string, string>> = {
+  TAILSCALE_AUTHKEY: 'an auth key from the Tailscale admin console (Settings, Keys); the VM uses it only for its first login',
+};
+
+/** The error for declared keys that are missing and cannot be generated, or undefined when there are none. */
+export function unprovided(service: Service, missing: string[], envPath: string): UserError | undefined {
+  const keys = missing.filter((k) => k in PROVIDED_SECRETS);
+  if (!keys.length) return undefined;
+  return new UserError(`${keys.join(', ')} (declared by ${service.name}) is not in ${envPath}, and sovereign cannot make it`, {
+    code: 'environment',
+    hint: keys.map((k) => `add ${k}=… to .env: ${PROVIDED_SECRETS[k]}`).join('; '),
+  });
+}
+
+/**
  * The declared keys of `service`, generating the missing ones (random, 32 characters) into `<root>/.env`
  * (mode 0600) when `generate` is set, so a fresh checkout deploys without hand-made passwords.
  * Returns the names it generated, never their values.
@@ -116,6 +134,8 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
   const env = await readEnvFile(path);
   const missing = service.secrets.filter((k) => !env.has(k));
   if (missing.length && !generate) return { values: Object.fromEntries(service.secrets.filter((k) => env.has(k)).map((k) => [k, env.get(k)!])), generated: [] };
+  const cannot = unprovided(service, missing, path);
+  if (cannot) throw cannot;
   if (missing.length) {
     const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
     const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');

@@ -34,6 +34,21 @@ test('the run itself refuses such a value as an environment error (exit 4), not 
   }
 });
 
+test('a missing key only its owner can make fails preflight with where to get it, with or without a .env', async () => {
+  const withKey = { services: new Map([['forge', { ...testService(), name: 'forge', secrets: ['POSTGRES_FORGEJO_PASSWORD', 'TAILSCALE_AUTHKEY'] }]]) } as unknown as Config;
+  for (const env of [undefined, 'POSTGRES_FORGEJO_PASSWORD=x\n']) {
+    rmSync(join(root, '.env'), { force: true });
+    if (env) writeFileSync(join(root, '.env'), env);
+    const checks = await envChecks(withKey, { root });
+    const bad = checks.filter((c) => !c.ok);
+    assert.is(bad.length, 1, JSON.stringify(checks));
+    assert.match(bad[0].detail, /TAILSCALE_AUTHKEY \(declared by forge\)/);
+    assert.match(bad[0].fix ?? '', /Tailscale admin console/);
+    assert.not.match(JSON.stringify(checks.filter((c) => c.ok)), /TAILSCALE_AUTHKEY not set/, 'not promised as generated');
+  }
+  rmSync(join(root, '.env'), { force: true });
+});
+
 test('.env as a folder: the fix says so, instead of pointing at a line', async () => {
   rmSync(join(root, '.env'), { force: true });
   mkdirSync(join(root, '.env'));

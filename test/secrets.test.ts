@@ -108,6 +108,27 @@ test('missing declared keys are generated into .env (0600) on a real run, never 
   await fs.rm(root, { recursive: true });
 });
 
+test('a key only its owner can make (TAILSCALE_AUTHKEY) is never generated: a real run stops naming it and where to get one, writing nothing', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-provided-'));
+  const svc = { ...testService(), name: 'forge', secrets: ['POSTGRES_FORGEJO_PASSWORD', 'TAILSCALE_AUTHKEY'] };
+  await fs.writeFile(join(root, '.env'), 'KEEP=mine\n', { mode: 0o600 });
+  try {
+    await ensureSecrets(svc, root, true);
+    assert.unreachable('a missing TAILSCALE_AUTHKEY was accepted');
+  } catch (e) {
+    assert.instance(e, UserError);
+    assert.is((e as UserError).code, 'environment');
+    assert.match((e as UserError).message, /TAILSCALE_AUTHKEY \(declared by forge\) is not in .*\.env, and sovereign cannot make it/);
+    assert.match((e as UserError).hint ?? '', /Tailscale admin console/);
+  }
+  assert.is(await fs.readFile(join(root, '.env'), 'utf8'), 'KEEP=mine\n', 'nothing generated, not even the password');
+  await fs.appendFile(join(root, '.env'), 'TAILSCALE_AUTHKEY=tskey-auth-given\n');
+  const r = await ensureSecrets(svc, root, true);
+  assert.equal(r.generated, ['POSTGRES_FORGEJO_PASSWORD']);
+  assert.is(r.values.TAILSCALE_AUTHKEY, 'tskey-auth-given');
+  await fs.rm(root, { recursive: true });
+});
+
 test('a symlinked .env is written through: the link stays a link, its target gets the keys, no temp file is left', async () => {
   const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-link-'));
   const vault = join(root, 'vault');

@@ -1,9 +1,10 @@
 // Test fixture: Debian's docker-registry on loopback, the stand-in for upstream registries (codeberg.org, Docker Hub).
 import { spawn } from 'node:child_process';
-import { promises as fs, closeSync, openSync, readFileSync } from 'node:fs';
+import { promises as fs, closeSync, copyFileSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exec } from '../../lib/exec.ts';
 
 export interface Registry {
   /** `127.0.0.1:<port>`: the registry host for image references (docker allows plain HTTP to loopback). */
@@ -40,4 +41,23 @@ export async function startRegistry(): Promise<Registry> {
   const tail = readFileSync(join(dir, 'registry.log'), 'utf8').split('\n').slice(-10).join('\n');
   await stop();
   throw new Error(`docker-registry did not start:\n${tail}`);
+}
+
+/**
+ * Builds a STAND-IN upstream image — `base` plus `files` (path in the image -> local file, mode kept) — pushes it to
+ * the registry as `path` (e.g. `forgejo/forgejo:11.0.15`) and removes it locally, so sovereign has to pull it.
+ */
+export async function pushStandInImage(o: { dockerEnv: NodeJS.ProcessEnv; registry: Registry; path: string; base: string; files: Record<string, string> }): Promise<void> {
+  const ctx = await fs.mkdtemp(join(tmpdir(), 'sov-standin-image-'));
+  const docker = (args: string[]) => exec('docker', args, { env: { ...o.dockerEnv, DOCKER_BUILDKIT: '0' } });
+  try {
+    const copies = Object.entries(o.files).map(([dest, src], i) => { copyFileSync(src, join(ctx, `f${i}`)); return `COPY f${i} ${dest}`; });
+    await fs.writeFile(join(ctx, 'Dockerfile'), `FROM ${o.base}\n${copies.join('\n')}\n`);
+    const ref = `${o.registry.host}/${o.path}`;
+    await docker(['build', '-q', '-t', ref, ctx]);
+    await docker(['push', ref]);
+    await docker(['rmi', ref]);
+  } finally {
+    await fs.rm(ctx, { recursive: true, force: true });
+  }
 }

@@ -187,6 +187,40 @@ tls_cert() {
   log "created a self-signed certificate for $2"
 }
 
+# Tailscale, when the image has it (services.<name>.upstream.TAILSCALE_IMAGE; README "Tailscale"): tailscaled in
+# userspace-networking mode (no TUN needed; tailnet connections reach the service on this VM's ports), its state in
+# $1 on the data disk, so the VM keeps one identity across boots, rebuilds and redeploys. It logs in, as
+# sovereign-$SERVICE, only when that state holds no login, and only after tailscaled has read it (checking before
+# re-registered the original's VMs as -1, -2, …). The auth key reaches tailscale through a 0600 file on tmpfs,
+# never argv. Call it before forget_secrets.
+start_tailscale() {
+  command -v tailscaled >/dev/null 2>&1 || return 0
+  ts_sock=/run/tailscale/tailscaled.sock
+  mkdir -p "$1" /run/tailscale && chmod 700 "$1"
+  tailscaled --state="$1/tailscaled.state" --statedir="$1" --socket="$ts_sock" --tun=userspace-networking >> "$1/tailscaled.log" 2>&1 &
+  ts_state=""
+  tries=60
+  while [ "$tries" -gt 0 ]; do
+    ts_state=$(tailscale --socket="$ts_sock" status --json 2>/dev/null | sed -n 's/^ *"BackendState": *"\([A-Za-z]*\)".*/\1/p' | head -n 1)
+    case "$ts_state" in ''|NoState) ;; *) break ;; esac
+    sleep 0.5; tries=$((tries - 1))
+  done
+  case "$ts_state" in
+    ''|NoState) log "WARNING: tailscaled did not report its state within 30 s (see $1/tailscaled.log): no Tailscale this boot"; return 0 ;;
+    NeedsLogin) ;;
+    *) log "Tailscale: this VM is already known to the tailnet ($ts_state): no new login"; return 0 ;;
+  esac
+  ts_key=$(secret TAILSCALE_AUTHKEY) || fatal "Tailscale needs a login and TAILSCALE_AUTHKEY is not among this VM's secrets (add it to .env and services.$SERVICE.secrets)"
+  (umask 077; printf '%s' "$ts_key" > /run/sovereign/tailscale-authkey)
+  ts_key=""
+  if timeout 45 tailscale --socket="$ts_sock" up --auth-key=file:/run/sovereign/tailscale-authkey --hostname="sovereign-$SERVICE"; then
+    log "Tailscale: logged in as sovereign-$SERVICE"
+  else
+    log "WARNING: Tailscale login failed (see $1/tailscaled.log); the service is still reachable on the device"
+  fi
+  rm -f /run/sovereign/tailscale-authkey
+}
+
 # Runs "$@" in the background as user $1 and restarts it whenever it exits; never returns.
 supervise() {
   user=$1; shift

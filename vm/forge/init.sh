@@ -79,6 +79,7 @@ INI
 }
 (umask 077; write_app_ini > "$CONF")
 chown git:git "$HOME_DIR" "$HOME_DIR"/* "$HOME_DIR/custom/conf" "$CONF" "$HOME_DIR"/tls/*
+start_tailscale /data/tailscale
 forget_secrets
 
 echo 443 > /proc/sys/net/ipv4/ip_unprivileged_port_start

@@ -15,6 +15,8 @@ db_pw_url=$(printf '%s' "$db_pw" | od -An -v -tx1 | tr -d ' \n' | sed 's/../%&/g
 mkdir -p "$DATA"
 tls_cert "$DATA/tls" "$DOMAIN"
 chown -R vaultwarden:vaultwarden "$DATA"
+# Before the exports below: tailscaled must not inherit the database URL or the admin token.
+start_tailscale /data/tailscale
 
 # Configuration reaches vaultwarden through its environment (never a command line). The web vault lives
 # outside /data so the data disk cannot hide it.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# STAND-IN for Forgejo's binary (/app/gitea/gitea in codeberg.org/forgejo/forgejo), for benchmarks on a machine that
+# STAND-IN for Forgejo's binary (/app/gitea/gitea in codeberg.org/forgejo/forgejo), for tests and benchmarks on a machine that
 # cannot fetch the real one. It does what vm/forge/init.sh asks of the binary, with the guest's own tools:
 #   --version              prints a version line (the Dockerfile runs it at build time)
 #   generate secret NAME   prints a random secret (init.sh keeps it on the data disk)
