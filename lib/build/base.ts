@@ -74,7 +74,7 @@ export async function checkCanBootstrap(tool: Bootstrapper, arch: Arch): Promise
   if (tool === 'debootstrap' && !root) {
     throw new UserError('building the base image with debootstrap needs root (it chroots and creates device nodes)', {
       code: 'environment',
-      hint: 'install mmdebstrap and uidmap (`sudo apt-get install mmdebstrap uidmap`): it builds the base as an ordinary user; or run this once as root (`sudo npx sovereign run sql:base`)',
+      hint: 'sudo apt-get install mmdebstrap uidmap: mmdebstrap builds the base as an ordinary user (scripts/setup-host.sh installs both)',
     });
   }
   if (tool === 'mmdebstrap' && !root) {
@@ -94,7 +94,8 @@ function foreignRunnable(arch: Arch): boolean {
   try { return readFileSync(`/proc/sys/fs/binfmt_misc/qemu-${arch}`, 'utf8').startsWith('enabled'); } catch { return false; }
 }
 
-const variantArgs = (o: BaseOptions) => [`--variant=${o.variant ?? 'minbase'}`, `--arch=${archSpec(o.arch).deb}`, ...(o.include?.length ? [`--include=${o.include.join(',')}`] : [])];
+/** The recipe's arguments, shared by both tools (bench/base-modes.ts runs them too). */
+export const variantArgs = (o: Pick<BaseOptions, 'variant' | 'arch' | 'include'>) => [`--variant=${o.variant ?? 'minbase'}`, `--arch=${archSpec(o.arch).deb}`, ...(o.include?.length ? [`--include=${o.include.join(',')}`] : [])];
 
 async function mmdebstrap(o: BaseOptions, tar: string): Promise<void> {
   // unshare: an ordinary user is root in a user namespace of its subordinate ids. Package lists and caches are

@@ -44,7 +44,7 @@ export function rootlessProblem(user: { name: string; uid: number }, host: HostF
   }
   if (knob('kernel/apparmor_restrict_unprivileged_userns') === '1') {
     return env('AppArmor denies ordinary users the capabilities mmdebstrap --mode=unshare needs in its user namespace (kernel.apparmor_restrict_unprivileged_userns = 1)',
-      'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or build the base once as root (sudo npx sovereign run sql:base)');
+      'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or an AppArmor profile that lets mmdebstrap use user namespaces)');
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
-// One Debian package fetched as root with no other local user near it: a private folder, apt's sandbox user as
-// the only other writer of the download folder, and the .deb checked against apt's index before anything reads it.
+// One Debian package fetched with no other local user near it: a private folder (as root, apt's sandbox user is
+// the only other writer of the download folder; an ordinary user's apt downloads as that user), and the .deb
+// checked against apt's index before anything reads it.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../error.ts';
