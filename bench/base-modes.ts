@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BASE_EPOCH, variantArgs } from '../lib/build/base.ts';
 import { exec } from '../lib/exec.ts';
+import { hashFile } from '../lib/hash.ts';
 import { chownTree, throwawayUser } from '../test/support/throwaway-user.ts';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -42,6 +43,9 @@ try {
     }],
   ];
   for (const [name, run] of [...runs, ...[...runs].reverse()]) await timed(name, run);
+  // The same recipe and mirror give the same bytes whoever runs mmdebstrap and in which mode (SOURCE_DATE_EPOCH).
+  const tars = await Promise.all(['root.tar', 'unshare.tar', 'user/root.tar'].map((f) => hashFile(join(work, f))));
+  console.log(`mmdebstrap tars identical: ${tars.every((h) => h === tars[0])} (${tars.map((h) => h.slice(0, 12)).join(' ')})`);
   const base = mean(seconds[runs[0][0]]);
   console.log(JSON.stringify(Object.fromEntries(Object.entries(seconds).map(([k, v]) => [k, { seconds: v.map((x) => Number(x.toFixed(1))), ratio: Number((mean(v) / base).toFixed(2)) }])), null, 2));
 } finally {
