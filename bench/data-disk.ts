@@ -20,7 +20,7 @@ import { startSshdDevice } from '../test/support/sshd-netns.ts';
 const SIZE = 4 * 1024 ** 3;
 const MiB = 1024 ** 2;
 const work = await fs.mkdtemp(join(tmpdir(), `sov-bench-disk-${process.pid}-`));
-const row = (...cells: string[]) => console.log(cells.map((c, i) => (i ? c.padStart(16) : c.padEnd(34))).join(''));
+const row = (...cells: string[]) => console.log(cells.map((c, i) => (i ? c.padStart(18) : c.padEnd(34))).join(''));
 
 /** A fresh 4 GiB data disk with `data` bytes of random content written in 1 MiB pieces spread over it. */
 async function disk(name: string, data: number): Promise<string> {
