@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { exec } from '../../lib/exec.ts';
 import { SUBID_COUNT, subIds } from '../../lib/build/rootless.ts';
-import { checkout, repo, sovereign } from '../support/cli.ts';
+import { checkout, repo, sharedPackage, sovereign } from '../support/cli.ts';
 import { startDockerd } from '../support/dockerd.ts';
 import { chownTree, notOwnedBy, throwawayName, throwawayUser } from '../support/throwaway-user.ts';
 
@@ -20,7 +20,8 @@ test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subui
   const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
   const ranges = ['/etc/subuid', '/etc/subgid'].map((f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } });
   assert.ok(ranges.every((t) => subIds(t, nobody) === 0), 'nobody has no subordinate ids here (the premise of this test)');
-  const root = checkout('sovereign-no-subids-');
+  const pkg = await sharedPackage();
+  const root = checkout('sovereign-no-subids-', undefined, pkg.dir);
   // A socket only its group may use, as a docker daemon's: nobody's client is refused before any daemon answers.
   const group = throwawayName('socket');
   await exec('groupadd', ['--system', group]);
@@ -31,11 +32,11 @@ test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subui
     await new Promise<void>((resolve) => server.listen(socket, resolve));
     await exec('chown', [`root:${group}`, socket]);
     await fs.chmod(socket, 0o660);
-    const r = await sovereign(['run', 'sql:base'], { cwd: root, user: nobody });
+    const r = await sovereign(['run', 'sql:base'], { cwd: root, user: nobody, bin: pkg.bin });
     assert.is(r.code, 4, `exit 4 (environment), got ${r.code}:\n${tail(r.stdout + r.stderr)}`);
     assert.match(r.stdout + r.stderr, /65536 subordinate ids for nobody in \/etc\/subuid and \/etc\/subgid/);
     assert.match(r.stdout + r.stderr, /add the line nobody:\d+:65536 to \/etc\/subuid and \/etc\/subgid/);
-    const p = await sovereign(['preflight', '--json'], { cwd: root, user: nobody, env: { DOCKER_HOST: `unix://${socket}` } });
+    const p = await sovereign(['preflight', '--json'], { cwd: root, user: nobody, bin: pkg.bin, env: { DOCKER_HOST: `unix://${socket}` } });
     const checks = JSON.parse(p.stdout) as Array<{ name: string; ok: boolean; fix?: string }>;
     const base = checks.find((c) => c.name.startsWith('base image for amd64'));
     assert.ok(base, `preflight lists the base check:\n${p.stdout}`);
@@ -49,6 +50,7 @@ test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subui
     server.close();
     await exec('groupdel', [group], { nothrow: true });
     await fs.rm(root, { recursive: true, force: true });
+    await pkg.remove();
   }
 });
 
@@ -65,12 +67,14 @@ test('rootless: an ordinary user in the docker socket\'s group runs sql:build (m
     for (const f of ['/etc/subuid', '/etc/subgid']) assert.is(subIds(await fs.readFile(f, 'utf8'), user), SUBID_COUNT, `setup-host.sh gave ${user.name} ${SUBID_COUNT} ids in ${f}`);
     const dockerd = await startDockerd({ group });
     cleanup.unshift(dockerd.stop);
-    const root = checkout('sovereign-rootless-');
+    const pkg = await sharedPackage();
+    cleanup.unshift(pkg.remove);
+    const root = checkout('sovereign-rootless-', undefined, pkg.dir);
     cleanup.unshift(() => fs.rm(root, { recursive: true, force: true }));
     await chownTree(root, user);
 
     const started = Date.now();
-    const r = await sovereign(['run', 'sql:build', '--verbose'], { cwd: root, user, env: { DOCKER_HOST: dockerd.host } });
+    const r = await sovereign(['run', 'sql:build', '--verbose'], { cwd: root, user, bin: pkg.bin, env: { DOCKER_HOST: dockerd.host } });
     const output = r.stdout + r.stderr;
     assert.is(r.code, 0, `sql:build as ${user.name} failed (exit ${r.code}):\n${tail(output)}`);
     const summary = JSON.parse(await fs.readFile(join(root, '.sovereign/runs/last.json'), 'utf8')) as { tasks: Array<{ task: string; outcome: string; durationMs?: number }> };
