@@ -36,8 +36,9 @@ function makeProject(n: number): string {
 /** Wall and CPU ms of one run, and what it printed. */
 function time(cmd: string, args: string[], cwd: string): { ms: number; cpu: number; out: string } {
   const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd}: ${r.stderr}`);
+  // A cold run at 5,000 services prints megabytes (one line per task that ran): past the default 1 MiB the child is killed.
+  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd}: ${r.error ?? ''} ${r.stderr}`);
   const cpu = CPU_LINE.exec(String(r.stderr))?.[1];
   if (cpu === undefined) throw new Error(`${cmd} ${args.join(' ')} reported no CPU time`);
   return { ms: Number(process.hrtime.bigint() - t) / 1e6, cpu: Number(cpu) / 1000, out: String(r.stdout) };
