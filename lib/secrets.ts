@@ -133,9 +133,11 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
   const path = join(root, '.env');
   const env = await readEnvFile(path);
   const missing = service.secrets.filter((k) => !env.has(k));
-  if (missing.length && !generate) return { values: Object.fromEntries(service.secrets.filter((k) => env.has(k)).map((k) => [k, env.get(k)!])), generated: [] };
+  // Before the no-generate return: a check (push-secrets compares .env with the device's file) or a dry run must stop
+  // here too, or a device whose file lacks the key as .env does is called up to date and the VM boots without it.
   const cannot = unprovided(service, missing, path);
   if (cannot) throw cannot;
+  if (missing.length && !generate) return { values: Object.fromEntries(service.secrets.filter((k) => env.has(k)).map((k) => [k, env.get(k)!])), generated: [] };
   if (missing.length) {
     const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
     const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');

@@ -129,6 +129,21 @@ test('a key only its owner can make (TAILSCALE_AUTHKEY) is never generated: a re
   await fs.rm(root, { recursive: true });
 });
 
+test('a missing key only its owner can make stops a check and a dry run too (they read .env without generating)', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-provided-check-'));
+  const svc = { ...testService(), name: 'forge', secrets: ['POSTGRES_FORGEJO_PASSWORD', 'TAILSCALE_AUTHKEY'] };
+  // As on a device deployed before TAILSCALE_AUTHKEY was declared: every other key is there.
+  await fs.writeFile(join(root, '.env'), 'POSTGRES_FORGEJO_PASSWORD=pw\n', { mode: 0o600 });
+  try {
+    const got = await ensureSecrets(svc, root, false).then((r) => r, (e: unknown) => e);
+    assert.instance(got, UserError, `without generating, a missing TAILSCALE_AUTHKEY was accepted: ${JSON.stringify(got)}`);
+    assert.is((got as UserError).code, 'environment');
+    assert.match((got as UserError).message, /TAILSCALE_AUTHKEY \(declared by forge\)/);
+  } finally {
+    await fs.rm(root, { recursive: true });
+  }
+});
+
 test('a symlinked .env is written through: the link stays a link, its target gets the keys, no temp file is left', async () => {
   const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-link-'));
   const vault = join(root, 'vault');
