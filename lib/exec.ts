@@ -67,10 +67,16 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
     if (typeof opts.input === 'object' && 'pipe' in opts.input) opts.input.pipe(child.stdin);
     else child.stdin.end(opts.input ?? '');
     let killed: 'abort' | 'timeout' | undefined;
+    let exited = false;
+    // Killed, it may still not close: an ssh ControlMaster holds a mux client's stdio until the device's command ends
+    // (minutes for a delta assembly). What it would print no longer matters: close the pipes on our side.
+    const closeSoon = () => setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, KILLED_CLOSE_MS).unref();
     const stop = (why: 'abort' | 'timeout') => {
       killed = why;
       killGroup(child.pid, 'SIGTERM');
       setTimeout(() => killGroup(child.pid, 'SIGKILL'), GRACE_MS).unref();
+      // Already exited (its pipes held by someone else): no exit event will come to close them.
+      if (exited) closeSoon();
     };
     const onAbort = () => stop('abort');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -80,10 +86,9 @@ export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promi
       if (timer) clearTimeout(timer);
       reject(e.code === 'ENOENT' ? new UserError(`${cmd}: command not found`, { code: 'environment', hint: `install ${cmd} (see \`sovereign preflight\`)` }) : e);
     });
-    // Killed, it may still not close: an ssh ControlMaster holds a mux client's stdio until the device's command ends
-    // (minutes for a delta assembly). What it would print no longer matters: close the pipes on our side.
     child.on('exit', () => {
-      if (killed) setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, KILLED_CLOSE_MS).unref();
+      exited = true;
+      if (killed) closeSoon();
     });
     child.on('close', (code, sig) => {
       if (child.pid) live.delete(child.pid);
