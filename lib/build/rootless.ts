@@ -30,8 +30,12 @@ export function rootlessProblem(user: { name: string; uid: number }, host: HostF
   if (lacking.length) {
     const start = freeStart([readText(join(etc, 'subuid')), readText(join(etc, 'subgid'))]);
     const line = `${user.name}:${start}:${SUBID_COUNT}`;
+    // A short line of the user's own comes first: another line after it would not be read.
+    const short = lacking.some((f) => subIds(readText(join(etc, f)), user) > 0);
     return env(`mmdebstrap as an ordinary user needs ${SUBID_COUNT} subordinate ids for ${user.name} in ${lacking.map((f) => join(etc, f)).join(' and ')}`,
-      `add the line ${line} to /etc/subuid and /etc/subgid (sudo usermod --add-subuids ${start}-${start + SUBID_COUNT - 1} --add-subgids ${start}-${start + SUBID_COUNT - 1} ${user.name}), or run scripts/setup-host.sh as ${user.name}: it adds them through sudo`);
+      short
+        ? `make ${user.name}'s first line in /etc/subuid and /etc/subgid ${line} (mmdebstrap reads only the first line naming ${user.name})`
+        : `add the line ${line} to /etc/subuid and /etc/subgid (sudo usermod --add-subuids ${start}-${start + SUBID_COUNT - 1} --add-subgids ${start}-${start + SUBID_COUNT - 1} ${user.name}), or run scripts/setup-host.sh as ${user.name}: it adds them through sudo`);
   }
   const knob = (path: string) => readText(join(sys, path)).trim();
   if (knob('kernel/unprivileged_userns_clone') === '0') {
@@ -49,11 +53,13 @@ export function rootlessProblem(user: { name: string; uid: number }, host: HostF
   return undefined;
 }
 
-/** How many subordinate ids `user` has in a subuid/subgid text (lines name:start:count; the name may be the uid). */
-export function subIds(text: string, user: { name: string; uid: number }): number {
-  return text.split('\n').map((l) => l.trim().split(':'))
-    .filter((f) => f.length === 3 && (f[0] === user.name || f[0] === String(user.uid)))
-    .reduce((n, f) => n + (Number(f[2]) || 0), 0);
+/**
+ * How many subordinate ids mmdebstrap gets for `user` from a subuid/subgid text (lines name:start:count): it maps only
+ * the first line naming the user by name (a line naming the uid, or a later range, is not read).
+ */
+export function subIds(text: string, user: { name: string }): number {
+  const first = text.split('\n').map((l) => l.trim().split(':')).find((f) => f.length === 3 && f[0] === user.name);
+  return Number(first?.[2]) || 0;
 }
 
 /** The first id after every range in the texts (at least FIRST_SUBID): a range that overlaps no one's. */

@@ -28,7 +28,14 @@ function problem(files: Record<string, string | undefined>, idmap = true) {
 test('rootless checks: nothing missing, nothing said (also when the kernel has no unprivileged_userns_clone)', () => {
   assert.is(problem(fine), undefined);
   assert.is(problem({ ...fine, 'sys/kernel/unprivileged_userns_clone': undefined }), undefined);
-  assert.is(problem({ ...fine, 'etc/subuid': '1000:300000:65536\n' }), undefined, 'a range may name the uid');
+});
+
+test('rootless checks: as mmdebstrap reads them, only the first line naming the user by name counts (not its uid, not a later line)', () => {
+  assert.match(problem({ ...fine, 'etc/subuid': '1000:300000:65536\n' })?.message ?? '', /for alice in \S+\/etc\/subuid$/, 'a line naming the uid');
+  const short = problem({ ...fine, 'etc/subgid': 'alice:100000:30000\nalice:200000:40000\n' });
+  assert.match(short?.message ?? '', /for alice in \S+\/etc\/subgid$/, 'two short lines');
+  assert.match(short?.hint ?? '', /make alice's first line in \/etc\/subuid and \/etc\/subgid alice:\d+:65536 \(mmdebstrap reads only the first/, 'adding a line would not help');
+  assert.is(problem({ ...fine, 'etc/subuid': 'bob:1:5\nalice:100000:65536\nalice:300000:10\n' }), undefined, 'a full first line');
 });
 
 test('rootless checks: no newuidmap/newgidmap names the uidmap package', () => {
@@ -53,8 +60,9 @@ test('rootless checks: each kernel switch that forbids user namespaces is named 
   assert.match(problem({ ...fine, 'sys/kernel/apparmor_restrict_unprivileged_userns': '1\n' })?.hint ?? '', /apparmor_restrict_unprivileged_userns=0/);
 });
 
-test('rootless checks: subIds adds up a user\'s ranges; freeStart is past every range', () => {
-  assert.is(subIds('alice:100000:30000\nbob:1:5\nalice:200000:40000\n', alice), 70_000);
+test('rootless checks: subIds is the count of the user\'s first line; freeStart is past every range', () => {
+  assert.is(subIds('alice:100000:30000\nbob:1:5\nalice:200000:40000\n', alice), 30_000);
+  assert.is(subIds('1000:100000:65536\n', alice), 0);
   assert.is(freeStart(['', '']), 100_000);
   assert.is(freeStart(['a:100000:65536\n', 'b:300000:10\n']), 300_010);
 });
