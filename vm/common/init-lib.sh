@@ -6,6 +6,7 @@ log() { echo "[init] $*"; }
 # PID 1 must never just exit (the kernel panics): sync, unmount /data, power off.
 power_off() {
   sync
+  stop_tailscale
   umount /data 2>/dev/null
   echo o > /proc/sysrq-trigger
   while :; do sleep 3600; done
@@ -198,6 +199,7 @@ start_tailscale() {
   ts_sock=/run/tailscale/tailscaled.sock
   mkdir -p "$1" /run/tailscale && chmod 700 "$1"
   tailscaled --state="$1/tailscaled.state" --statedir="$1" --socket="$ts_sock" --tun=userspace-networking >> "$1/tailscaled.log" 2>&1 &
+  TS_PID=$!
   ts_state=""
   tries=60
   while [ "$tries" -gt 0 ]; do
@@ -219,6 +221,13 @@ start_tailscale() {
     log "WARNING: Tailscale login failed (see $1/tailscaled.log); the service is still reachable on the device"
   fi
   rm -f /run/sovereign/tailscale-authkey
+}
+
+# tailscaled keeps its log and state open on /data: it stops (and saves its state) before power_off unmounts /data.
+stop_tailscale() {
+  [ -n "${TS_PID:-}" ] || return 0
+  kill "$TS_PID" 2>/dev/null && wait "$TS_PID" 2>/dev/null
+  TS_PID=""
 }
 
 # Runs "$@" in the background as user $1 and restarts it whenever it exits; never returns.
