@@ -142,6 +142,10 @@ function resolveService(name: string, s: unknown, index: number, bad: (f: string
   const expose = resolveExpose(f, r.expose, Array.isArray(ports) ? ports : [], bad);
   const secrets = strings('secrets');
   for (const k of secrets) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`${f}.secrets`, `'${k}' is not a valid .env key name`);
+  // Without the key declared no run sends it, and the guest's init stops at the first boot that needs a login.
+  if (isObject(r.upstream) && 'TAILSCALE_IMAGE' in r.upstream && !secrets.includes('TAILSCALE_AUTHKEY')) {
+    bad(`${f}.secrets`, "must list 'TAILSCALE_AUTHKEY' when upstream.TAILSCALE_IMAGE is set (the VM logs in to the tailnet with it)", "add 'TAILSCALE_AUTHKEY' to secrets and TAILSCALE_AUTHKEY=… to .env (README \"Tailscale\")");
+  }
   const buildArgs = r.buildArgs ?? {};
   if (!isObject(buildArgs) || Object.values(buildArgs).some((v) => typeof v !== 'string')) bad(`${f}.buildArgs`, 'must map names to strings');
   const kernel = r.kernel as KernelSource | undefined;
