@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { exec } from '../../lib/exec.ts';
 import { checkout, sovereign } from '../support/cli.ts';
 import { busyboxImage, startDockerd, type Dockerd } from '../support/dockerd.ts';
-import { startRegistry, type Registry } from '../support/registry.ts';
+import { pushStandInImage, startRegistry, type Registry } from '../support/registry.ts';
+import { mirrorPath } from '../support/standin-images.ts';
 
 const FORGEJO = 'codeberg.org/forgejo/forgejo:11.0.15';
 const VAULT = 'vaultwarden/server:1.34.3';
@@ -24,22 +25,15 @@ const roots: string[] = [];
 const docker = (args: string[]) => exec('docker', args, { env: { ...dockerd.env, DOCKER_BUILDKIT: '0' } });
 const fail = (what: string, r: { stdout: string; stderr: string }) => `${what}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
-/** Builds a stand-in image holding /version = `text`, pushes it under the upstream repository path on the stand-in
- * registry, and removes it locally so sovereign has to pull it. Resolves its image id. */
+/** A stand-in image holding /version = `text`, pushed under the upstream repository path on the stand-in registry
+ * and removed locally so sovereign has to pull it. Resolves its image id. */
 async function pushStandIn(upstream: string, text: string): Promise<string> {
-  const ctx = mkdtempSync(join(tmpdir(), 'sov-standin-'));
+  const dir = mkdtempSync(join(tmpdir(), 'sov-standin-version-'));
   try {
-    writeFileSync(join(ctx, 'version'), `${text}\n`);
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${baseId}\nCOPY version /version\n`);
-    const path = upstream.replace(/^codeberg\.org\//, '');
-    const ref = `${registry.host}/${path}`;
-    await docker(['build', '-q', '-t', ref, ctx]);
-    await docker(['push', ref]);
-    const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim();
-    await docker(['rmi', ref]);
-    return id;
+    writeFileSync(join(dir, 'version'), `${text}\n`);
+    return await pushStandInImage({ dockerEnv: dockerd.env, registry, path: mirrorPath(upstream), base: baseId, files: { '/version': join(dir, 'version') } });
   } finally {
-    rmSync(ctx, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -46,8 +46,9 @@ export async function startRegistry(): Promise<Registry> {
 /**
  * Builds a STAND-IN upstream image — `base` plus `files` (path in the image -> local file, mode kept) — pushes it to
  * the registry as `path` (e.g. `forgejo/forgejo:11.0.15`) and removes it locally, so sovereign has to pull it.
+ * Resolves its image id.
  */
-export async function pushStandInImage(o: { dockerEnv: NodeJS.ProcessEnv; registry: Registry; path: string; base: string; files: Record<string, string> }): Promise<void> {
+export async function pushStandInImage(o: { dockerEnv: NodeJS.ProcessEnv; registry: Registry; path: string; base: string; files: Record<string, string> }): Promise<string> {
   const ctx = await fs.mkdtemp(join(tmpdir(), 'sov-standin-image-'));
   const docker = (args: string[]) => exec('docker', args, { env: { ...o.dockerEnv, DOCKER_BUILDKIT: '0' } });
   try {
@@ -56,7 +57,9 @@ export async function pushStandInImage(o: { dockerEnv: NodeJS.ProcessEnv; regist
     const ref = `${o.registry.host}/${o.path}`;
     await docker(['build', '-q', '-t', ref, ctx]);
     await docker(['push', ref]);
+    const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim();
     await docker(['rmi', ref]);
+    return id;
   } finally {
     await fs.rm(ctx, { recursive: true, force: true });
   }
