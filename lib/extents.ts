@@ -2,6 +2,7 @@
 // and a content identity of a sparse file that never reads them.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { UserError } from './error.ts';
 import { exec } from './exec.ts';
 
 /** [start, end) byte ranges holding data, in order, merged, within the file's size. */
@@ -58,7 +59,7 @@ export async function sparseIdentity(path: string, progress?: (done: number, tot
       while (pos < stop) {
         const len = Math.min(ID_CHUNK, stop - pos);
         const { bytesRead } = await fh.read(buf, 0, len, pos);
-        if (bytesRead !== len) throw new Error(`${path} changed while it was hashed`);
+        if (bytesRead !== len) throw changedWhileHashed(path);
         for (let off = 0; off < len; off += ID_BLOCK) {
           const block = buf.subarray(off, Math.min(off + ID_BLOCK, len));
           if (!block.equals(zero.subarray(0, block.length))) h.update(u64((pos + off) / ID_BLOCK)).update(block);
@@ -78,4 +79,11 @@ function u64(n: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigUInt64BE(BigInt(n));
   return b;
+}
+
+/** A file that shrank while it was read for its hash: something outside sovereign writes it (a failure, not a bug). */
+export function changedWhileHashed(path: string): UserError {
+  return new UserError(`${path} changed while sovereign hashed it`, {
+    hint: 'something else is writing this file (a running VM, an editor, another build): let it finish, then run again',
+  });
 }

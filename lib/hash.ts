@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, promises as fs, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
-import { dataExtents, type Extents } from './extents.ts';
+import { changedWhileHashed, dataExtents, type Extents } from './extents.ts';
 import { writeFileAtomic } from './fsutil.ts';
 
 // The package is CommonJS with `module.exports = fn` and `.default = fn`; its typings only describe `.default`.
@@ -75,7 +75,7 @@ export class StatCache {
     const id: StatEntry = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), ''];
     const known = this.entries[path];
     if (known && known[0] === id[0] && known[1] === id[1] && known[2] === id[2] && known[3] === id[3]) return known[4];
-    const digest = await hashFile(path, progress, Number(st.size));
+    const digest = await hashFile(path, progress);
     // A file changed in the same clock tick as our stat could change again without moving its times
     // (coarse file-system clocks: FAT has 2 s): only remember files whose last change is well before.
     if (startedMs - Number(st.ctimeNs / 1_000_000n) > 2000 && startedMs - Number(st.mtimeNs / 1_000_000n) > 2000) {
@@ -108,20 +108,21 @@ const ZEROS = Buffer.alloc(1 << 20);
  * sha256 of a file, streamed. A sparse file (a data disk: 4 GiB, mostly holes) is read only where it
  * holds data; its holes are hashed as zeros from memory, so the identity stays the sha256 of its bytes.
  */
-export async function hashFile(path: string, progress?: Progress, size = 0): Promise<string> {
+export async function hashFile(path: string, progress?: Progress): Promise<string> {
   const st = await fs.stat(path);
   const extents = st.blocks * 512 + SPARSE_MIN_HOLES < st.size ? await dataExtents(path, st.size) : undefined;
-  return extents ? hashSparse(path, st.size, extents, progress) : hashStream(path, progress, size);
+  return extents ? hashSparse(path, st.size, extents, progress) : hashStream(path, st.size, progress);
 }
 
-function hashStream(path: string, progress?: Progress, size = 0): Promise<string> {
+/** sha256 of `path`, read front to back; a file whose length is not the `size` it had before changed while it was read. */
+function hashStream(path: string, size: number, progress?: Progress): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
     let done = 0;
     createReadStream(path, { highWaterMark: 1 << 20 })
       .on('data', (c) => { h.update(c); done += c.length; progress?.(done, size); })
       .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
+      .on('end', () => (done === size ? resolve(h.digest('hex')) : reject(changedWhileHashed(path))));
   });
 }
 
@@ -135,7 +136,7 @@ async function hashSparse(path: string, size: number, extents: Extents, progress
       for (; pos < start; pos += Math.min(ZEROS.length, start - pos)) h.update(ZEROS.subarray(0, Math.min(ZEROS.length, start - pos)));
       while (pos < end) {
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
-        if (bytesRead === 0) throw new Error(`${path} changed while it was hashed`);
+        if (bytesRead === 0) throw changedWhileHashed(path);
         h.update(buf.subarray(0, bytesRead));
         pos += bytesRead;
         progress?.(pos, size);

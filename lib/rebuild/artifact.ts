@@ -73,7 +73,7 @@ async function runNow(core: RebuildCore, node: TaskNode, key: string, reason: st
       const p = join(tmp, name);
       const st = await fs.stat(p).catch(() => undefined);
       if (!st) throw new UserError(`${node.id} did not produce ${name}`);
-      const digest = await hashFile(p, (d, t) => o.emit({ type: 'progress', task: node.id, done: d, total: t, label: `hashing ${name}` }), st.size);
+      const digest = await hashFile(p, (d, t) => o.emit({ type: 'progress', task: node.id, done: d, total: t, label: `hashing ${name}` }));
       // Only the exec bit: the umask of whoever built it must not change the output hash.
       files.push({ name, sha256: digest, size: st.size, mode: st.mode & 0o111 ? 0o755 : 0o644 });
     }

@@ -1,11 +1,12 @@
 // hashFile on a sparse file: the sha256 of all its bytes (as sha256sum says), read only where it holds data;
 // sparseIdentity (data disks): a content identity that neither reads nor hashes the holes.
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
 import { dataExtents, sparseIdentity } from '../../lib/extents.ts';
 import { hashFile } from '../../lib/hash.ts';
@@ -31,7 +32,7 @@ test('a 256 MiB sparse file with data at both ends and in the middle: sha256sum\
   const want = (await exec('sha256sum', [file])).stdout.slice(0, 64);
   const before = bytesRead();
   const progress: number[] = [];
-  assert.is(await hashFile(file, (done) => progress.push(done), size), want, 'same identity as sha256sum over all bytes');
+  assert.is(await hashFile(file, (done) => progress.push(done)), want, 'same identity as sha256sum over all bytes');
   const read = bytesRead() - before;
   assert.ok(read < 16 << 20, `read ${read} bytes of a file holding 3 KB of data (holes must not be read)`);
   assert.is(progress.at(-1), size, 'progress ends at the full size');
@@ -100,6 +101,28 @@ test('sparseIdentity of a 4 GiB disk holding 3 KB: reads only the data; a functi
   } finally {
     process.env.PATH = path;
   }
+});
+
+
+test('a sparse file truncated while it is hashed is a user-facing failure (exit 1 with a hint), not a bug (exit 70)', async () => {
+  const file = join(dir, 'shrinks.img');
+  const size = 256 << 20;
+  const shrink = () => { truncateSync(file, 1 << 20); };
+  for (const hash of [(p: string) => sparseIdentity(p, shrink), (p: string) => hashFile(p, shrink)]) {
+    const fh = await fs.open(file, 'w');
+    await fh.truncate(size);
+    await fh.write(randomBytes(8 << 20), 0, 8 << 20, 0);
+    await fh.write(randomBytes(1 << 20), 0, 1 << 20, size - (1 << 20));
+    await fh.close();
+    const e = await hash(file).then(() => undefined, (x: unknown) => x);
+    assert.instance(e, UserError, `expected a UserError, got ${String(e)}`);
+    assert.match((e as UserError).message, /changed while sovereign hashed it/);
+    assert.ok((e as UserError).hint);
+  }
+  // A dense file that shrinks while streamed: the same failure, never the sha256 of what was left.
+  await fs.writeFile(file, randomBytes(8 << 20));
+  const e = await hashFile(file, shrink).then(() => undefined, (x: unknown) => x);
+  assert.instance(e, UserError, `dense file: expected a UserError, got ${String(e)}`);
 });
 
 test.run();
