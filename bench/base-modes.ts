@@ -11,9 +11,10 @@ import { BASE_EPOCH, variantArgs } from '../lib/build/base.ts';
 import { exec } from '../lib/exec.ts';
 import { hashFile } from '../lib/hash.ts';
 import { chownTree, throwawayUser } from '../test/support/throwaway-user.ts';
+import { hostArch } from '../lib/arch.ts';
 
 const repo = resolve(import.meta.dirname, '..');
-const args = [...variantArgs({ arch: 'x86_64' }), 'bookworm'];
+const args = [...variantArgs({ arch: hostArch() ?? 'x86_64' }), 'bookworm'];
 const env = { ...process.env, SOURCE_DATE_EPOCH: String(BASE_EPOCH) };
 const work = await fs.mkdtemp(join(tmpdir(), `sov-bench-base-${process.pid}-`));
 const user = await throwawayUser('bench');

@@ -12,6 +12,7 @@ import { SUBID_COUNT, subIds } from '../../lib/build/rootless.ts';
 import { checkout, repo, sharedPackage, sovereign } from '../support/cli.ts';
 import { startDockerd } from '../support/dockerd.ts';
 import { chownTree, notOwnedBy, throwawayName, throwawayUser } from '../support/throwaway-user.ts';
+import { ARCHES, hostArch } from '../../lib/arch.ts';
 
 const tail = (text: string, n = 30) => text.trim().split('\n').slice(-n).join('\n');
 
@@ -38,7 +39,7 @@ test('rootless: a user without subordinate ids gets exit 4 naming the /etc/subui
     assert.match(r.stdout + r.stderr, /add the line nobody:\d+:65536 to \/etc\/subuid and \/etc\/subgid/);
     const p = await sovereign(['preflight', '--json'], { cwd: root, user: nobody, bin: pkg.bin, env: { DOCKER_HOST: `unix://${socket}` } });
     const checks = JSON.parse(p.stdout) as Array<{ name: string; ok: boolean; fix?: string }>;
-    const base = checks.find((c) => c.name.startsWith('base image for amd64'));
+    const base = checks.find((c) => c.name.startsWith(`base image for ${ARCHES[hostArch() ?? 'x86_64'].deb}`));
     assert.ok(base, `preflight lists the base check:\n${p.stdout}`);
     assert.is(base.ok, false);
     assert.match(base.name, /mmdebstrap --mode=unshare/);

@@ -18,7 +18,7 @@ export const throwawayName = (tag: string) => `sov-${tag}-${process.pid}`;
 export async function throwawayUser(tag: string, o: { groups?: string[] } = {}): Promise<ThrowawayUser> {
   await sweepStale();
   const name = throwawayName(tag);
-  await exec('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', ...(o.groups?.length ? ['--groups', o.groups.join(',')] : []), name]);
+  await exec('useradd', ['--system', '--user-group', '--no-create-home', '--comment', SWEEP_MARK, '--shell', '/usr/sbin/nologin', ...(o.groups?.length ? ['--groups', o.groups.join(',')] : []), name]);
   const remove = async () => { await exec('userdel', [name], { nothrow: true }); };
   try {
     const [uid, gid] = await Promise.all([exec('id', ['-u', name]), exec('id', ['-g', name])]).then((r) => r.map((x) => Number(x.stdout.trim())));
@@ -29,12 +29,18 @@ export async function throwawayUser(tag: string, o: { groups?: string[] } = {}):
   }
 }
 
-/** Users, then groups, named `sov-<tag>-<pid>` whose test process is gone (it was killed before its cleanup ran). */
+/** The comment (GECOS) field of every user made here: the sweep removes no account it did not make. */
+const SWEEP_MARK = 'sovereign test throwaway';
+
+/**
+ * Users marked SWEEP_MARK and named `sov-<tag>-<pid>` whose test process is gone (killed before its cleanup ran),
+ * then groups of that name whose pid is gone (groupdel refuses one that is still a user's primary group).
+ */
 async function sweepStale(): Promise<void> {
-  const stale = async (file: string) => (await fs.readFile(file, 'utf8').catch(() => '')).split('\n').map((l) => l.split(':')[0])
-    .filter((n) => { const pid = /^sov-[a-z]+-(\d+)$/.exec(n)?.[1]; return pid !== undefined && !existsSync(`/proc/${pid}`); });
-  for (const name of await stale('/etc/passwd')) await exec('userdel', [name], { nothrow: true });
-  for (const name of await stale('/etc/group')) await exec('groupdel', [name], { nothrow: true });
+  const dead = (n: string) => { const pid = /^sov-[a-z]+-(\d+)$/.exec(n)?.[1]; return pid !== undefined && !existsSync(`/proc/${pid}`); };
+  const rows = async (file: string) => (await fs.readFile(file, 'utf8').catch(() => '')).split('\n').map((l) => l.split(':'));
+  for (const [name, , , , gecos] of await rows('/etc/passwd')) if (gecos === SWEEP_MARK && dead(name)) await exec('userdel', [name], { nothrow: true });
+  for (const [name] of await rows('/etc/group')) if (dead(name)) await exec('groupdel', [name], { nothrow: true });
 }
 
 /** Gives every path under `dir` (symlinks themselves, not their targets) to `user`. */
