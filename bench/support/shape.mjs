@@ -12,13 +12,22 @@ const first = (ctx) => {
   if (!firstOf.has(ctx.config)) firstOf.set(ctx.config, ctx.config.services.keys().next().value);
   return firstOf.get(ctx.config);
 };
-const manifest = (ctx) => join(ctx.root, '.sovereign', 'bench-device', ctx.service.name, 'manifest.json');
-// Read once per service and run, as the real device session does (lib/device/session.ts).
-const manifests = new Map();
+const deviceDir = (ctx) => join(ctx.root, '.sovereign', 'bench-device');
+const manifest = (ctx) => join(deviceDir(ctx), ctx.service.name, 'manifest.json');
+// Every service's manifest on the first ask, as the real device session does in one device command (lib/device/session.ts).
+const devices = new Map();
+const readAll = async (dir) => {
+  const all = new Map();
+  const names = await fs.readdir(dir).catch(() => []);
+  await Promise.all(names.map((n) => fs.readFile(join(dir, n, 'manifest.json'), 'utf8').then((t) => all.set(n, JSON.parse(t)), () => undefined)));
+  return all;
+};
 const readManifest = async (ctx) => {
-  const file = manifest(ctx);
-  if (!manifests.has(file)) manifests.set(file, fs.readFile(file, 'utf8').then(JSON.parse, () => ({})));
-  return manifests.get(file);
+  const dir = deviceDir(ctx);
+  if (!devices.has(dir)) devices.set(dir, readAll(dir));
+  const all = await devices.get(dir);
+  if (!all.has(ctx.service.name)) all.set(ctx.service.name, {});
+  return all.get(ctx.service.name);
 };
 
 function pushStep(file, depStep) {

@@ -26,7 +26,9 @@ export async function openSession(device: Device, root: string): Promise<DeviceS
 
 /** A session over an already open transport; `deviceRoot` is the absolute device path holding `vm/<svc>/`. */
 export function createSession(transport: Transport, device: Device, deviceRoot: string): DeviceSession {
-  const manifests = new Map<string, Manifest>();
+  // Promises, so a check and a push of one service asking at once share one read (a late read never overwrites a push).
+  const manifests = new Map<string, Promise<Manifest>>();
+  let onDevice: Promise<Map<string, Buffer>> | undefined;
   const run = (script: string, opts?: TransportRunOptions) => transport.run(script, opts);
   const serviceDir = (svc: string) => posix.join(deviceRoot, 'vm', svc);
   const manifestPath = (svc: string) => posix.join(serviceDir(svc), 'manifest.json');
@@ -101,10 +103,17 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       return out === undefined ? undefined : parseInt(out.trim(), 8);
     },
 
-    async manifest(svc: string) {
+    manifest(svc: string) {
       let m = manifests.get(svc);
       if (!m) {
-        m = parseManifest(await readFile(manifestPath(svc)));
+        // Every service's manifest in one device command, on the first ask: a deploy of 5,000 services checks them all.
+        const all = (onDevice ??= query(readAllManifests(posix.join(deviceRoot, 'vm'))).then((out) => parseManifests(out ?? '')));
+        m = all.then((found) => parseManifest(found.get(svc)), (e: unknown) => {
+          // A failed read is not remembered: the next ask tries again.
+          if (onDevice === all) onDevice = undefined;
+          manifests.delete(svc);
+          throw e;
+        });
         manifests.set(svc, m);
       }
       return m;
@@ -114,7 +123,7 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       const m = await session.manifest(svc);
       const next: Manifest = { ...m, files: { ...m.files, [name]: { sha256: entry.sha256, size: entry.size, ...(entry.identity && { identity: entry.identity }), ...(entry.replacing && { replacing: true }) } } };
       await writeFile(manifestPath(svc), `${JSON.stringify(next, null, 2)}\n`, 0o644);
-      manifests.set(svc, next);
+      manifests.set(svc, Promise.resolve(next));
     },
 
     async spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }) {
@@ -163,6 +172,30 @@ export function tempName(remote: string): string {
 /** Shell glob (quoted prefix) matching every temp file of `remote`: debris of interrupted pushes, removed before the next. */
 export function tempGlob(remote: string): string {
   return `${q(posix.join(posix.dirname(remote), `.${posix.basename(remote)}${TEMP_MARK}`))}*`;
+}
+
+/** Lines of the script below that end one manifest (base64 never holds a dot). */
+const MANIFEST_END = '.';
+
+/** Shell printing, per `<vmDir>/<svc>/manifest.json`, the service's name, the file in base64, and a MANIFEST_END line. */
+function readAllManifests(vmDir: string): string {
+  return `cd ${q(vmDir)} 2>/dev/null || exit 0
+for f in */manifest.json; do [ -f "$f" ] || continue; printf '%s\\n' "\${f%/manifest.json}"; base64 < "$f" || exit 1; echo ${MANIFEST_END}; done`;
+}
+
+/** Service name -> manifest bytes, from readAllManifests's output. */
+export function parseManifests(out: string): Map<string, Buffer> {
+  const all = new Map<string, Buffer>();
+  const lines = out.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const name = lines[i];
+    if (!name) continue;
+    const end = lines.indexOf(MANIFEST_END, i + 1);
+    if (end < 0) break;
+    all.set(name, Buffer.from(lines.slice(i + 1, end).join(''), 'base64'));
+    i = end;
+  }
+  return all;
 }
 
 /** A missing or unreadable manifest means "nothing known pushed": pushes then run and rewrite it. */

@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Device } from '../../lib/config.ts';
 import type { DeviceSession } from '../../lib/device/device.ts';
-import { openSession } from '../../lib/device/session.ts';
+import { createSession, openSession } from '../../lib/device/session.ts';
+import { openTransport } from '../../lib/device/open.ts';
 import { Cancelled, UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
 import { chmod } from '../../tasks/chmod.ts';
@@ -184,6 +185,32 @@ test('spawnDetached returns at once; the process runs on and is seen dead once k
   for (let i = 0; i < 50 && (await session.isAlive(pid)); i++) await new Promise((r) => setTimeout(r, 50));
   assert.not.ok(await session.isAlive(pid), 'dead (a zombie counts as dead)');
   assert.is(await fs.readFile(join(svcDir, 'console.log'), 'utf8'), 'up\n');
+});
+
+test('manifests: every service\'s in one device command, asked at once or not; a push updates the one served', async () => {
+  const root = join(repo, 'many');
+  const files = (sha: string) => ({ files: { kernel: { sha256: sha, size: 1 } } });
+  for (const [svc, body] of [['a', JSON.stringify(files('a'.repeat(64)))], ['b c', JSON.stringify(files('b'.repeat(64)))], ['bad', '{not json']] as const) {
+    await fs.mkdir(join(root, 'vm', svc), { recursive: true });
+    await fs.writeFile(join(root, 'vm', svc, 'manifest.json'), body);
+  }
+  await fs.mkdir(join(root, 'vm', 'none'));
+  const transport = await openTransport(device, repo);
+  let runs = 0;
+  const s = createSession({ ...transport, run: (script, o) => { runs++; return transport.run(script, o); } }, device, root);
+  const [a, a2, bc, bad, none, unknown] = await Promise.all(['a', 'a', 'b c', 'bad', 'none', 'zz'].map((svc) => s.manifest(svc)));
+  assert.is(runs, 1, 'one device command');
+  assert.is(a, a2);
+  assert.equal(a, files('a'.repeat(64)));
+  assert.equal(bc, files('b'.repeat(64)), 'a name with a space');
+  for (const m of [bad, none, unknown]) assert.equal(m, { files: {} }, 'corrupt or missing: nothing known pushed');
+  await s.recordPush('a', 'start.sh', { sha256: 'c'.repeat(64), size: 2 });
+  assert.equal((await s.manifest('a')).files['start.sh'], { sha256: 'c'.repeat(64), size: 2 });
+  assert.equal(JSON.parse(await fs.readFile(join(root, 'vm', 'a', 'manifest.json'), 'utf8')), await s.manifest('a'));
+  // No vm folder on the device at all: nothing pushed anywhere.
+  const empty = createSession(transport, device, join(repo, 'nothing-here'));
+  assert.equal(await empty.manifest('a'), { files: {} });
+  await s.close();
 });
 
 test.run();
