@@ -21,6 +21,7 @@ export const remove: Step = {
       const ok = await ctx.confirm(`Delete ${dir} on ${session.device.name}, including ${VM_FILES.data} (${service.displayName}'s data)? This cannot be undone.`);
       if (!ok) throw new UserError(`remove --purge of ${service.name} not confirmed: nothing deleted`, { hint: 'pass --yes to confirm in scripts, or drop --purge to keep data.img' });
       await session.run(`rm -rf ${shQuote(dir)} && [ ! -e ${shQuote(dir)} ]`, { signal: ctx.signal });
+      session.forgetPushes(service.name);
       ctx.log(`${service.displayName}: removed ${dir} (data.img included)`);
       return;
     }
@@ -30,6 +31,7 @@ for f in * .[!.]* ..?*; do
   case $f in ${VM_FILES.data}) ;; *) if [ -e "$f" ] || [ -L "$f" ]; then rm -rf -- "$f"; fi ;; esac
 done
 if [ -e ${VM_FILES.data} ]; then echo kept; else cd / && rmdir ${shQuote(dir)}; fi`, { signal: ctx.signal });
+    session.forgetPushes(service.name);
     ctx.log(stdout.trim() === 'kept'
       ? `${service.displayName}: removed ${dir}, kept ${VM_FILES.data} (use --purge to delete the data too)`
       : `${service.displayName}: removed ${dir}`);

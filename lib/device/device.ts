@@ -40,6 +40,8 @@ export interface DeviceSession {
   mode(remote: string): Promise<number | undefined>;
   manifest(svc: string): Promise<Manifest>;
   recordPush(svc: string, name: string, entry: ManifestEntry): Promise<void>;
+  /** The service's manifest was deleted on the device (remove): later asks in this session see nothing pushed. */
+  forgetPushes(svc: string): void;
   /** Starts `script` detached from the transport (adb/ssh return at once), stdout+stderr appended to `log`, pid to `pidFile`. */
   spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }): Promise<number>;
   isAlive(pid: number): Promise<boolean>;

@@ -126,6 +126,10 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
       manifests.set(svc, Promise.resolve(next));
     },
 
+    forgetPushes(svc: string) {
+      manifests.set(svc, Promise.resolve(parseManifest(undefined)));
+    },
+
     async spawnDetached(script: string, opts: { cwd: string; log: string; pidFile: string }) {
       const pidFile = q(opts.pidFile);
       const out = await query([

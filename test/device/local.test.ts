@@ -11,6 +11,7 @@ import { openTransport } from '../../lib/device/open.ts';
 import { Cancelled, UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
 import { chmod } from '../../tasks/chmod.ts';
+import { remove } from '../../tasks/remove.ts';
 import { pushDataDisk, pushKernel, pushSecrets, pushStartScript } from '../../tasks/push.ts';
 import { fakeContext, fileDep, hashSpy, sha256File, testService } from '../support/device-context.ts';
 
@@ -211,6 +212,18 @@ test('manifests: every service\'s in one device command, asked at once or not; a
   const empty = createSession(transport, device, join(repo, 'nothing-here'));
   assert.equal(await empty.manifest('a'), { files: {} });
   await s.close();
+});
+
+test('remove deletes the manifest on the device and in the session: a later push in the same run starts from nothing pushed', async () => {
+  const kernel = join(repo, 'kernel-rm');
+  await fs.writeFile(kernel, 'kernel to remove');
+  const dep = await fileDep('sql:kernel', 'kernel', kernel);
+  await pushKernel.run!(ctxFor(pushKernel, { deps: [dep] }).ctx);
+  assert.ok((await session.manifest('sql')).files.kernel, 'recorded');
+  await remove.run!(ctxFor(remove).ctx);
+  assert.not.ok(await session.exists(join(svcDir, 'manifest.json')), 'manifest gone on the device');
+  assert.equal(await session.manifest('sql'), { files: {} }, 'and in the session');
+  assert.match((await pushKernel.check!(ctxFor(pushKernel, { deps: [dep] }).ctx)) as string, /never pushed/);
 });
 
 test.run();
