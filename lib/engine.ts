@@ -8,7 +8,7 @@ import type { Emit } from './events.ts';
 import { buildGraph, parseTargets, type Steps, type TaskGraph, topoOrder } from './graph.ts';
 import { StatCache } from './hash.ts';
 import { acquireLock } from './lock.ts';
-import { sweep } from './sweep.ts';
+import { markClean, sweep } from './sweep.ts';
 import { EngineState, Rebuilder, tmpRoot } from './rebuild/index.ts';
 import type { KeyParts } from './key.ts';
 import { schedule } from './scheduler.ts';
@@ -119,6 +119,7 @@ export async function run(req: RunRequest): Promise<RunOutcome> {
     }
     const interrupted = req.signal.aborted;
     const ok = result.failed.length === 0 && result.blocked.length === 0 && !interrupted && result.cancelled.length === 0;
+    if (lock && ok) await markClean(req.root);
     emit({ type: 'end', ok, interrupted, durationMs: Date.now() - started });
     return { ok, interrupted, failed: result.failed, graph, parts: rebuilder.parts, failure };
   } finally {

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseSize } from '../config.ts';
 import { EXIT, UserError } from '../error.ts';
 import { acquireLock } from '../lock.ts';
+import { unmarkClean } from '../sweep.ts';
 import { LocalStore, localStore } from '../store/local.ts';
 import { confirm, context, type MainOptions, parse, type RunParsed, waitSeconds } from './args.ts';
 
@@ -18,6 +19,7 @@ export async function cacheCommand(args: string[], opts: MainOptions): Promise<n
     ? await acquireLock(join(root, '.sovereign', 'lock'), { waitMs: (wait ?? 600) * 1000, onWait: (who) => process.stderr.write(`waiting for another run to finish (${who})\n`) })
     : undefined;
   try {
+    if (lock) await unmarkClean(root); // it may leave temp files in the store if killed: the next run must look
     return await cacheSubcommand(sub, file, o, store, json);
   } finally {
     await lock?.release();

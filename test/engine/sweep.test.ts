@@ -7,12 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { project } from '../support/engine.ts';
 import { tmpName } from '../../lib/fsutil.ts';
+import { unmarkClean } from '../../lib/sweep.ts';
 
 test('a run sweeps the temp files a killed run left, and keeps a live process\'s kernel folder', async () => {
   const p = await project();
   try {
     await p.run(['a:gen']);
     const sov = join(p.root, '.sovereign');
+    // A killed run removed the last clean run's marker before it wrote anything, and never wrote its own.
+    assert.ok(existsSync(join(sov, 'state', 'clean-exit')), 'a run that ended with every task done leaves the marker');
+    await fs.rm(join(sov, 'state', 'clean-exit'));
     const leftovers = [
       tmpName(join(p.root, '.env')), // a full copy of the secrets
       tmpName(join(sov, 'out', 'a', 'gen.txt')),
@@ -36,6 +40,28 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
       await fs.rm(live, { recursive: true, force: true });
       await fs.rm(dead, { recursive: true, force: true });
     }
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('a failed run or a store command leaves no clean marker, so the next run lists every folder', async () => {
+  const p = await project();
+  try {
+    const marker = join(p.root, '.sovereign', 'state', 'clean-exit');
+    assert.ok((await p.run(['a:gen'])).ok);
+    assert.ok(existsSync(marker), 'marker after a clean run');
+    const r = await p.run(['a:fail']);
+    assert.not.ok(r.ok);
+    assert.not.ok(existsSync(marker), 'a failed run removed it and wrote none');
+    // The next run sweeps everything: a leftover beside an output (as a killed run would leave) is removed.
+    const leftover = tmpName(join(p.root, '.sovereign', 'out', 'a', 'gen.txt'));
+    await fs.writeFile(leftover, 'x');
+    assert.ok((await p.run(['a:gen'])).ok);
+    assert.not.ok(existsSync(leftover), 'swept after a run without the marker');
+    assert.ok(existsSync(marker));
+    assert.ok(await unmarkClean(p.root), 'a store command under the lock removes it');
+    assert.not.ok(existsSync(marker));
   } finally {
     await p.cleanup();
   }
