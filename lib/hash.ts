@@ -35,16 +35,17 @@ function canon(v: unknown, key: string): string | undefined {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x, i) => canon(x, String(i)) ?? 'null').join(',')}]`;
   const o = v as Record<string, unknown>;
-  const parts: string[] = [];
   // As an object rebuilt from sorted keys would list them: integer-like keys first, in numeric order.
   const keys = Object.keys(o);
   let ints = 0;
   while (ints < keys.length && isIndex(keys[ints])) ints++;
+  // One string grown in place rather than an array of pieces joined: a no-op run canonicalises ~35,000 keys' parts.
+  let out = '';
   for (const k of ints ? [...keys.slice(0, ints), ...keys.slice(ints).sort()] : keys.sort()) {
     const s = canon(o[k], k);
-    if (s !== undefined) parts.push(`${quote(k)}:${s}`);
+    if (s !== undefined) out += `${out ? ',' : ''}${quote(k)}:${s}`;
   }
-  return `{${parts.join(',')}}`;
+  return `{${out}}`;
 }
 
 export type Progress = (done: number, total: number) => void;

@@ -26,6 +26,7 @@ test('canonical JSON: keys sorted at every level, integer-like keys first; flat 
   assert.is(canonicalJson({ b: '1', a: '"q"', 10: 'x', 2: 'y' }), '{"2":"y","10":"x","a":"\\"q\\"","b":"1"}');
   assert.is(canonicalJson(JSON.parse('{"__proto__":"p","a":"b"}')), '{"__proto__":"p","a":"b"}');
   assert.is(canonicalJson({ z: { b: 1, a: [{ d: 'x', c: null }] }, a: 'k', u: undefined }), '{"a":"k","z":{"a":[{"c":null,"d":"x"}],"b":1}}');
+  assert.is(canonicalJson({ a: undefined, b: {}, c: [], d: { e: undefined } }), '{"b":{},"c":[],"d":{}}', 'skipped values leave no stray comma');
   // Keys made before any of this stay valid: the key is the sha256 of exactly these bytes.
   assert.is(keyOf({ step: 'x@1', schema: '2' }), createHash('sha256').update('{"schema":"2","step":"x@1"}').digest('hex'));
 });
