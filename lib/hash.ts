@@ -158,9 +158,12 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
   let ignored: ((rel: string) => boolean) | undefined;
   // With `!` exceptions, a file inside an ignored folder can still be sent to the builder: look inside.
   let exceptions = false;
-  if (ignoreFile) {
+  // Listed first: the ignore file is read only when the listing has it (a failed read throws, and a no-op run
+  // hashes one folder per service, most without one).
+  const top = readdirSync(dir);
+  if (ignoreFile && top.includes(ignoreFile)) {
     let text: string | undefined;
-    try { text = readFileSync(join(dir, ignoreFile), 'utf8'); } catch { /* no ignore file */ }
+    try { text = readFileSync(join(dir, ignoreFile), 'utf8'); } catch { /* gone since, or not a file */ }
     if (text !== undefined) {
       const ig = dockerignore({ ignorecase: false }).add(text);
       ignored = (rel) => ig.ignores(rel);
@@ -169,8 +172,8 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
   }
   const lines: string[] = [];
   // Synchronous listing and lstat: build contexts are small, and a no-op run hashes one per service.
-  const walk = async (abs: string, prefix: string) => {
-    const names = readdirSync(abs).sort();
+  const walk = async (abs: string, prefix: string, listed?: string[]) => {
+    const names = (listed ?? readdirSync(abs)).sort();
     for (const name of names) {
       const p = join(abs, name);
       const rel = prefix + name;
@@ -186,6 +189,6 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
       else if (st.isFile()) lines.push(`f ${rel} ${st.mode & 0o111n ? 'x' : '-'} ${await cache.hashFile(p, undefined, st)}`);
     }
   };
-  await walk(dir, '');
+  await walk(dir, '', top);
   return sha256(lines.join('\n'));
 }

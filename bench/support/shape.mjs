@@ -50,7 +50,7 @@ function pushStep(file, depStep) {
 
 export const steps = new Map([
   artifact('base', () => [], (ctx) => ({ config: { suite: 'bookworm' } }), 'base.id'),
-  { ...artifact('image', (ctx) => [`${first(ctx)}:base`], (ctx) => ({ files: [{ dir: ctx.service.dir }], config: { buildArgs: ctx.service.buildArgs } }), 'image.id') },
+  { ...artifact('image', (ctx) => [`${first(ctx)}:base`], (ctx) => ({ files: [{ dir: ctx.service.dir, ignoreFile: '.dockerignore' }], config: { buildArgs: ctx.service.buildArgs } }), 'image.id') },
   artifact('rootfs', (ctx) => [`${ctx.service.name}:image`], (ctx) => ({ files: [{ file: `${ctx.service.dir}/init.sh` }], config: { size: ctx.service.rootfsSize } }), 'rootfs.img'),
   { ...artifact('kernel', () => [], (ctx) => ({ config: ctx.service.kernel }), 'kernel'), alias: (ctx) => (ctx.service.kernel.from ? `${ctx.service.kernel.from}:kernel` : undefined) },
   artifact('start-script', () => [], (ctx) => ({ config: { memory: ctx.service.memory, ports: ctx.service.ports } }), 'start.sh'),
