@@ -45,8 +45,9 @@ export function createSession(transport: Transport, device: Device, deviceRoot: 
   const writeFile = async (remote: string, data: string | Buffer, mode: number) => {
     const tmp = tempName(remote);
     // umask 077: the temp file is private from its first byte; the final mode is set before the rename.
+    // The length check: a sovereign killed mid-write closes the pipe, and `cat` takes the short input for the whole.
     await run(
-      `mkdir -p -m 700 ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && chmod ${mode.toString(8)} ${q(tmp)} && ${durableMv(tmp, remote)} || { rm -f ${q(tmp)}; exit 1; }`,
+      `mkdir -p -m 700 ${q(posix.dirname(remote))} && umask 077 && cat > ${q(tmp)} && [ $(($(wc -c < ${q(tmp)}))) -eq ${Buffer.byteLength(data)} ] && chmod ${mode.toString(8)} ${q(tmp)} && ${durableMv(tmp, remote)} || { rm -f ${q(tmp)}; exit 1; }`,
       { input: data },
     );
   };
