@@ -16,6 +16,8 @@ interface StateFile { tasks: Record<string, TaskMemory & { parts?: KeyParts }>; 
 /** Each task's parts with the key they make: parts left from a run that stopped before engine.json was written do not count. */
 type PartsFile = Record<string, { key: string; parts: KeyParts }>;
 
+const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export class EngineState {
   /** True once this run changed what is remembered (a no-op run leaves both files unwritten). */
   changed = false;
@@ -35,15 +37,18 @@ export class EngineState {
     } catch {
       return new EngineState({}, {}, dir, {});
     }
+    // Damaged or hand-edited (`{}`, `null`, a number): nothing is remembered, as with no file.
+    if (!isObject(data) || !isObject(data.tasks)) return new EngineState({}, {}, dir, {});
     // Written before parts had a file of their own: they are inline, and move there on the next save.
     let inline: PartsFile | undefined;
     for (const id in data.tasks) {
       const t = data.tasks[id];
+      if (!isObject(t) || typeof t.key !== 'string' || typeof t.outputHash !== 'string') { delete data.tasks[id]; continue; }
       if (!t.parts) continue;
       (inline ??= {})[id] = { key: t.key, parts: t.parts };
       delete t.parts;
     }
-    const state = new EngineState(data.tasks, data.toolMemo ?? {}, dir, inline);
+    const state = new EngineState(data.tasks, isObject(data.toolMemo) ? data.toolMemo : {}, dir, inline);
     state.changed = !!inline; // moved out on this run's save
     return state;
   }
@@ -75,6 +80,7 @@ export class EngineState {
   private allParts(): PartsFile {
     if (!this.parts) {
       try { this.parts = this.dir ? JSON.parse(readFileSync(join(this.dir, 'parts.json'), 'utf8')) as PartsFile : {}; } catch { this.parts = {}; }
+      if (!isObject(this.parts)) this.parts = {};
     }
     return this.parts!;
   }

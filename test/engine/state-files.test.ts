@@ -52,5 +52,15 @@ test('parts written for a key engine.json does not hold (a run stopped between t
   assert.is(reason, 'no cached result for these inputs');
 });
 
+test('damaged state (engine.json or parts.json of the wrong shape) is no state: the run re-checks its tasks, never exit 70', async () => {
+  await p.run(['a:gen']);
+  for (const [file, body] of [['engine.json', '{}'], ['engine.json', 'null'], ['engine.json', '[1]'], ['engine.json', '{"tasks":5}'], ['engine.json', '{"tasks":{"a:gen":7},"toolMemo":null}'], ['parts.json', 'null']]) {
+    await fs.writeFile(state(file), body);
+    const r = await p.run(['a:gen']);
+    assert.ok(['fresh', 'cached', 'ran'].includes(r.outcome('a:gen') ?? ''), `${file} = ${body}: outcome ${r.outcome('a:gen')}`);
+    if (file === 'parts.json') assert.type(await whyGen(), 'string');
+  }
+});
+
 test.after(() => p.cleanup());
 test.run();
