@@ -46,6 +46,7 @@ function phoneSession(): DeviceSession {
     serviceDir: (svc) => join(dir, svc),
     run: (script, opts = {}) => exec('ip', ['netns', 'exec', ns, 'sh', '-c', script], { nothrow: opts.nothrow, signal: opts.signal, timeoutMs: opts.timeoutMs }),
     exists: async (path) => fs.access(path).then(() => true, () => false),
+    forgetPushes: () => {},
   };
   return session as DeviceSession;
 }

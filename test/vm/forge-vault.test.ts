@@ -89,6 +89,10 @@ test('a second boot finds the login in the state on the data disk and does not r
   const state = await exec('debugfs', ['-R', 'cat /tailscale/tailscaled.state', join(vmDir('forge'), 'data.img')]);
   assert.match(state.stdout, /^logins=1$/m, state.stdout + state.stderr);
   assert.match(state.stdout, /^login=sovereign-forge /m);
+  // Nor is the key in tailscaled's own log, kept beside its state on the data disk.
+  const log = await exec('debugfs', ['-R', 'cat /tailscale/tailscaled.log', join(vmDir('forge'), 'data.img')]);
+  assert.ok(log.stdout.trim().length > 0, `tailscaled.log on the data disk is empty or missing: ${log.stderr}`);
+  assert.not.ok(log.stdout.includes(KEY), 'the auth key is not in tailscaled.log');
 });
 
 test('`run vault:start` boots vault against the running sql VM; `test --vault` passes (HTTPS /alive, its own database login)', async () => {
