@@ -44,32 +44,44 @@ const ID_CHUNK = 256 * ID_BLOCK;
  * only where nothing compares it with one (data.img's manifest entry, see tasks/push.ts).
  */
 export async function sparseIdentity(path: string, progress?: (done: number, total: number) => void): Promise<string> {
+  const size = (await fs.stat(path)).size;
+  // Whole blocks: extents of a 4 KiB-block file system are aligned already; a finer map is widened.
+  const blocks: Extents = [];
+  for (const [start, end] of (await dataExtents(path, size)) ?? [[0, size]]) {
+    const from = Math.max(blocks.at(-1)?.[1] ?? 0, start - (start % ID_BLOCK));
+    const to = Math.min(size, Math.ceil(end / ID_BLOCK) * ID_BLOCK);
+    if (from < to) blocks.push([from, to]);
+  }
+  const h = createHash('sha256').update('sovereign-sparse-v1\0').update(u64(size));
+  const zero = Buffer.alloc(ID_BLOCK);
+  for await (const [pos, data] of readRanges(path, blocks, ID_CHUNK)) {
+    for (let off = 0; off < data.length; off += ID_BLOCK) {
+      const block = data.subarray(off, Math.min(off + ID_BLOCK, data.length));
+      if (!block.equals(zero.subarray(0, block.length))) h.update(u64((pos + off) / ID_BLOCK)).update(block);
+    }
+    progress?.(pos + data.length, size);
+  }
+  progress?.(size, size);
+  return h.digest('hex');
+}
+
+/**
+ * The bytes of `path` in `ranges` (in order), as [offset, chunk] of at most `chunk` bytes; each chunk's buffer is
+ * reused for the next, so use it before asking for more. A short read means the file changed while it was read.
+ */
+export async function* readRanges(path: string, ranges: Extents, chunk: number): AsyncGenerator<[number, Buffer]> {
   const fh = await fs.open(path);
   try {
-    const { size } = await fh.stat();
-    const map = (await dataExtents(path, size)) ?? [[0, size]];
-    const h = createHash('sha256').update('sovereign-sparse-v1\0').update(u64(size));
-    const buf = Buffer.alloc(ID_CHUNK);
-    const zero = Buffer.alloc(ID_BLOCK);
-    let pos = 0;
-    for (const [start, end] of map) {
-      // Whole blocks: extents of a 4 KiB-block file system are aligned already; a finer map is widened.
-      pos = Math.max(pos, start - (start % ID_BLOCK));
-      const stop = Math.min(size, Math.ceil(end / ID_BLOCK) * ID_BLOCK);
-      while (pos < stop) {
-        const len = Math.min(ID_CHUNK, stop - pos);
+    const buf = Buffer.alloc(chunk);
+    for (const [start, end] of ranges) {
+      for (let pos = start; pos < end;) {
+        const len = Math.min(chunk, end - pos);
         const { bytesRead } = await fh.read(buf, 0, len, pos);
         if (bytesRead !== len) throw changedWhileHashed(path);
-        for (let off = 0; off < len; off += ID_BLOCK) {
-          const block = buf.subarray(off, Math.min(off + ID_BLOCK, len));
-          if (!block.equals(zero.subarray(0, block.length))) h.update(u64((pos + off) / ID_BLOCK)).update(block);
-        }
+        yield [pos, buf.subarray(0, len)];
         pos += len;
-        progress?.(pos, size);
       }
     }
-    progress?.(size, size);
-    return h.digest('hex');
   } finally {
     await fh.close();
   }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, promises as fs, readdirSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
-import { changedWhileHashed, dataExtents, type Extents } from './extents.ts';
+import { changedWhileHashed, dataExtents, readRanges, type Extents } from './extents.ts';
 import { writeFileAtomic } from './fsutil.ts';
 
 // The package is CommonJS with `module.exports = fn` and `.default = fn`; its typings only describe `.default`.
@@ -129,25 +129,17 @@ function hashStream(path: string, size: number, progress?: Progress): Promise<st
 
 async function hashSparse(path: string, size: number, extents: Extents, progress?: Progress): Promise<string> {
   const h = createHash('sha256');
-  const buf = Buffer.alloc(ZEROS.length);
-  const fh = await fs.open(path);
-  try {
-    let pos = 0;
-    for (const [start, end] of [...extents, [size, size] as [number, number]]) {
-      for (; pos < start; pos += Math.min(ZEROS.length, start - pos)) h.update(ZEROS.subarray(0, Math.min(ZEROS.length, start - pos)));
-      while (pos < end) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
-        if (bytesRead === 0) throw changedWhileHashed(path);
-        h.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-        progress?.(pos, size);
-      }
-    }
-    progress?.(size, size);
-    return h.digest('hex');
-  } finally {
-    await fh.close();
+  let pos = 0;
+  const zerosTo = (to: number) => { for (; pos < to; pos += Math.min(ZEROS.length, to - pos)) h.update(ZEROS.subarray(0, Math.min(ZEROS.length, to - pos))); };
+  for await (const [at, data] of readRanges(path, extents, ZEROS.length)) {
+    zerosTo(at);
+    h.update(data);
+    pos += data.length;
+    progress?.(pos, size);
   }
+  zerosTo(size);
+  progress?.(size, size);
+  return h.digest('hex');
 }
 
 /**
