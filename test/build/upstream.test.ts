@@ -64,11 +64,12 @@ const run = (root: string, args: string[]) => sovereign([...args, '--json'], { c
 const ran = (stdout: string) => (JSON.parse(stdout) as { tasks: { task: string; outcome: string }[] }).tasks.filter((t) => t.outcome === 'ran').map((t) => t.task).sort();
 const lock = (root: string) => JSON.parse(readFileSync(join(root, 'sovereign.lock.json'), 'utf8')) as { upstream: Record<string, { image: string; ids: Record<string, string> }> };
 const builtVersion = async (root: string, service: string) => {
-  const img = (JSON.parse(readFileSync(join(root, '.sovereign/runs/last.json'), 'utf8')) as { tasks: { task: string }[] }).tasks.find((t) => t.task === `${service}:image`);
-  assert.ok(img);
+  const img = (JSON.parse(readFileSync(join(root, '.sovereign/runs/last.json'), 'utf8')) as { tasks: { task: string; key?: string }[] }).tasks.find((t) => t.task === `${service}:image`);
+  assert.ok(img?.key, `${service}:image has a key in last.json`);
   const name = `sov-upstream-check-${process.pid}`;
-  const id = (await docker(['images', '-q', '--no-trunc', '--filter', `reference=sovereign-${service}`])).stdout.trim().split('\n')[0];
-  await docker(['create', '--name', name, id, '/version']);
+  // The image this key built, by its tag: never "the newest sovereign-<service>" — images are reproducible, so two
+  // builds share one Created time and `docker images` may list either first.
+  await docker(['create', '--name', name, `sovereign-${service}:${img.key.slice(0, 12)}`, '/version']);
   try {
     const out = mkdtempSync(join(tmpdir(), 'sov-cp-'));
     await docker(['cp', `${name}:/version`, out]);
