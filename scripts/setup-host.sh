@@ -14,6 +14,7 @@ packages=(
   busybox-static                 # tiny test images
   mksh                           # Android's shell: the supervisor and boot.sh are tested under it
   systemd                        # systemd-analyze verify checks the autostart unit for ssh boxes (not started)
+  gcc libc6-dev                   # compiles the tests' stand-in crosvm (its control socket; crosvm is not in Debian)
   postgresql-client              # psql: sql:test logs in and runs a query on the local device
   iproute2 iptables              # network namespaces; the crosvm network test runs its rules in one
   docker-registry                # the tests' stand-in for upstream registries (codeberg.org, Docker Hub), on loopback

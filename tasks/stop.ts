@@ -12,7 +12,7 @@ export const stop: Step = {
   async run(ctx) {
     const r = await stopVm(await ctx.session(), ctx.service.name, { signal: ctx.signal });
     if (r.state === 'not running') ctx.log(`${ctx.service.displayName}: VM not running`);
-    else ctx.log(`${ctx.service.displayName}: stopped (pid ${r.pid}${{ shutdown: ', clean shutdown', stopped: ', on SIGTERM', killed: ', needed SIGKILL' }[r.state]})`);
+    else ctx.log(`${ctx.service.displayName}: stopped (pid ${r.pid}${{ shutdown: ', clean shutdown', ended: ', by its hypervisor\'s stop command', stopped: ', on SIGTERM', killed: ', needed SIGKILL' }[r.state]})`);
   },
 };
 

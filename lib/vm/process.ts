@@ -46,8 +46,8 @@ export interface StopOptions {
   signal?: AbortSignal;
 }
 
-/** shutdown: the guest shut down when asked; stopped: it ended on TERM; killed: it needed KILL. */
-export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'stopped' | 'killed'; pid: number };
+/** shutdown: the guest shut down when asked; ended: the hypervisor ended it when told to (crosvm stop); stopped: it ended on TERM; killed: it needed KILL. */
+export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'ended' | 'stopped' | 'killed'; pid: number };
 
 /**
  * Stops the VM's supervisor first (so nothing restarts the VM), then asks the guest to shut down (its init stops the service and syncs; qemu exits), then TERM, then
@@ -83,6 +83,7 @@ if [ -n "$pid" ]; then
 ${control.exit ? `  if vm_alive "$pid" && { ${control.exit}; }; then
     i=0
     while vm_alive "$pid" && [ $i -lt 25 ]; do sleep 0.2; i=$((i+1)); done
+    vm_alive "$pid" || state=ended
   fi
 ` : ''}  if vm_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -105,7 +106,7 @@ echo "$state $pid"`;
   const [state, pidText] = stdout.trim().split(/\s+/);
   const pid = Number(pidText);
   if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });
-  if (state === 'shutdown' || state === 'stopped' || state === 'killed') return { state, pid };
+  if (state === 'shutdown' || state === 'ended' || state === 'stopped' || state === 'killed') return { state, pid };
   if (state === 'none' || state === undefined || state === '') return { state: 'not running' };
   throw new UserError(`${service}: could not stop the VM`, { details: stderr.trim().split('\n').slice(-10) });
 }

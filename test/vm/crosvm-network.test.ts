@@ -1,12 +1,14 @@
 // crosvm's shared network, rendered for three VMs and run for real (ip, iptables) in a throwaway network namespace
 // standing in for the phone: one bridge, three TAPs, DNAT only for exposed ports, no other VM's rule ever deleted;
 // the real `stop` and `remove` steps (through a session whose shell runs in the namespace) drop the VM's own TAP and
-// tagged rules and nothing else.
+// tagged rules and nothing else. With a compiled STAND-IN crosvm (test/support/crosvm-standin.c: crosvm is not in
+// Debian) that keeps crosvm's control-socket CLI, the real stop ends a running VM through vm.sock, not by a signal.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { resolveConfig, type ServiceInput } from '../../lib/config.ts';
 import type { DeviceSession } from '../../lib/device/device.ts';
 import { exec } from '../../lib/exec.ts';
@@ -14,6 +16,7 @@ import type { Step } from '../../lib/task.ts';
 import { renderStartScript, startScriptParams } from '../../lib/vm/start-script.ts';
 import { remove } from '../../tasks/remove.ts';
 import { stop } from '../../tasks/stop.ts';
+import { stopVm } from '../../lib/vm/process.ts';
 import { fakeContext } from '../support/device-context.ts';
 
 const ns = `sov-crosvm-${process.pid}`;
@@ -186,6 +189,44 @@ test("remove of a VM whose folder is already gone still drops its rules and TAP 
   const links = await inNs('ip', '-o', 'link', 'show');
   assert.not.match(links, /: vm_vault:/);
   assert.match(links, /: vm_sql: .* master vm_bridge /);
+});
+
+/** Boots `name`'s rendered start.sh in the namespace, detached, with the STAND-IN crosvm `bin`; resolves the VM pid. */
+async function boot(name: string, bin: string, env: string[] = []): Promise<number> {
+  const vmDir = join(dir, name);
+  await fs.mkdir(vmDir, { recursive: true });
+  await fs.writeFile(join(vmDir, 'start.sh'), scripts()[name]);
+  await inNs('sh', '-c', `cd ${vmDir} && env SOVEREIGN_CROSVM=${bin} SOVEREIGN_UPLINK=wlan0 ${env.join(' ')} sh start.sh >console.log 2>&1 </dev/null & echo $! > ${vmDir}/vm.pid`);
+  for (let i = 0; i < 100 && !(await fs.readFile(join(vmDir, 'console.log'), 'utf8')).includes('running, control socket'); i++) await new Promise((r) => setTimeout(r, 100));
+  return Number((await fs.readFile(join(vmDir, 'vm.pid'), 'utf8')).trim());
+}
+
+test('stop ends a running crosvm through its control socket: powerbtn (a clean shutdown), else crosvm stop; never a signal', async () => {
+  const bin = join(dir, 'crosvm');
+  const cc = await exec('gcc', ['-O', '-o', bin, fileURLToPath(new URL('../support/crosvm-standin.c', import.meta.url))], { nothrow: true });
+  assert.is(cc.code, 0, `compiling the crosvm stand-in (gcc: scripts/setup-host.sh installs it): ${cc.stderr}`);
+  const consoleLog = () => fs.readFile(join(dir, 'sql', 'console.log'), 'utf8');
+  // Gone or a zombie (its parent, the detaching shell, has already ended).
+  const gone = (pid: number) => fs.readFile(`/proc/${pid}/stat`, 'utf8').then((t) => t.replace(/^.*\) /, '')[0] === 'Z', () => true);
+
+  const pid = await boot('sql', bin);
+  // What start.sh set up for crosvm, seen by the running program: the virt APEX's libraries and oom_score_adj
+  // (-1000 where the kernel lets root lower it; this machine's sandbox answers EIO to any negative value).
+  const lowers = (await exec('sh', ['-c', 'echo -1000 > /proc/self/oom_score_adj'], { nothrow: true })).code === 0;
+  if (!lowers) console.log('  this machine refuses a negative oom_score_adj (EIO): start.sh\'s -1000 is not observable here');
+  assert.match(await consoleLog(), new RegExp(`LD_LIBRARY_PATH=/apex/com\\.android\\.virt/lib64:/system/lib64 oom_score_adj=${lowers ? '-1000' : '0'}\n`), await consoleLog());
+  assert.equal(await runStep(stop, 'sql'), [`PostgreSQL: stopped (pid ${pid}, clean shutdown)`]);
+  assert.ok(await gone(pid), 'the VM process is gone');
+  assert.match(await consoleLog(), /control command powerbtn\ncrosvm stand-in: guest powered off \(powerbtn\)\n$/);
+  assert.not.match(await consoleLog(), /SIGTERM/);
+  assert.not.match(await inNs('ip', '-o', 'link', 'show'), /: vm_sql:/, 'its TAP is gone');
+
+  // A guest that ignores the power button: crosvm stop ends the VM, still before any TERM.
+  const hung = await boot('sql', bin, ['CROSVM_STANDIN_IGNORE_POWERBTN=1']);
+  assert.equal(await stopVm(phoneSession(), 'sql', { shutdownSeconds: 1 }), { state: 'ended', pid: hung });
+  assert.ok(await gone(hung), 'the VM process is gone');
+  assert.match(await consoleLog(), /control command powerbtn\ncrosvm stand-in: control command stop\ncrosvm stand-in: guest powered off \(stop\)\n$/);
+  assert.not.match(await consoleLog(), /SIGTERM/);
 });
 
 test.run();
