@@ -73,7 +73,8 @@ export async function sshTransport(device: Device, root: string): Promise<Transp
 /** Client options, ending with `-- host`. Host-key policy comes from the device entry, never silently off. */
 export function sshArgs(device: Device, root: string, controlPath: string): string[] {
   const o = (opt: string) => ['-o', opt];
-  // ssh splits an -o value at spaces unless quoted, and expands %-tokens in these paths: quote, and %% for a literal %.
+  // ssh splits an -o value at spaces unless quoted, and expands %-tokens in every path it is given (an `-i` path too,
+  // where no escape passes its own existence check): each path goes as a quoted -o value with %% for a literal %.
   const quoted = (p: string) => `"${p.replace(/%/g, '%%')}"`;
   const path = (p: string) => resolve(root, p.replace(/^~(?=\/|$)/, homedir()));
   return [
@@ -88,7 +89,7 @@ export function sshArgs(device: Device, root: string, controlPath: string): stri
     ...(device.strictHostKeyChecking ? o(`StrictHostKeyChecking=${device.strictHostKeyChecking}`) : []),
     ...(device.knownHosts ? o(`UserKnownHostsFile=${quoted(path(device.knownHosts))}`) : []),
     ...(device.port ? ['-p', String(device.port)] : []),
-    ...(device.identity ? ['-i', path(device.identity), ...o('IdentitiesOnly=yes')] : []),
+    ...(device.identity ? [...o(`IdentityFile=${quoted(path(device.identity))}`), ...o('IdentitiesOnly=yes')] : []),
     ...(device.user ? ['-l', device.user] : []),
     '--',
     device.host!,
