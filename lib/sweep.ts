@@ -39,7 +39,8 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   await sweepTemps(root);
   await sweepTemps(join(sov, 'state'));
   if (!clean) {
-    await sweepTemps(join(cacheDir, 'records'));
+    // The record index (cache root), the records, the delta-push block indexes.
+    for (const dir of [cacheDir, join(cacheDir, 'records'), join(sov, 'blocks')]) await sweepTemps(dir);
     for (const parent of [join(sov, 'out'), join(cacheDir, 'blobs')]) {
       for (const sub of list(parent)) await sweepTemps(join(parent, sub));
     }
@@ -56,13 +57,16 @@ async function sweepTemps(dir: string): Promise<void> {
   }
 }
 
-/** sovereign-kernel-<pid>-* of dead processes; sov-sparse-* and sov-ssh-* (no pid) once a day old. Only our own. */
+/**
+ * sovereign-kernel-<pid>-* of dead processes; those without a pid once a day old: sov-sparse-* (a gzip of a data
+ * disk), sov-delta-* (a push's new bytes), sov-ssh-* (connection sockets), sovereign-build-*. Only our own.
+ */
 async function sweepSystemTemp(): Promise<void> {
   const dir = tmpdir();
   for (const name of list(dir)) {
     const pid = /^sovereign-kernel-(\d+)-/.exec(name)?.[1];
     const path = join(dir, name);
-    if (pid === undefined && !/^sov-(sparse|ssh)-/.test(name)) continue;
+    if (pid === undefined && !/^(sov-(sparse|ssh|delta)|sovereign-build)-/.test(name)) continue;
     const st = await fs.lstat(path).catch(() => undefined);
     if (!st?.isDirectory() || st.uid !== process.getuid?.()) continue;
     const dead = pid !== undefined ? !alive(Number(pid)) : Date.now() - st.mtimeMs > STALE_MS;

@@ -1,5 +1,6 @@
-// What a killed run leaves (temp copies of .env, outputs, records and blobs; upload/import staging; a kernel fetch
-// folder) is removed by the next run; what another live process owns is kept.
+// What a killed run leaves (temp copies of .env, outputs, records, the record index, blobs and block indexes;
+// upload/import staging; kernel fetch, sparse, delta, ssh and build folders in the system temp folder) is removed by
+// the next run; what another live process owns, or may own, is kept.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, promises as fs } from 'node:fs';
@@ -24,11 +25,19 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
       tmpName(join(sov, 'cache', 'blobs', 'ab', 'a'.repeat(64))),
       join(sov, 'cache', 'tmp', 'upload-x1', 'artifact.gz'),
       join(sov, 'cache', 'tmp', 'import-x2', 'records', 'r.json'),
+      tmpName(join(sov, 'cache', 'records.idx')),
+      tmpName(join(sov, 'blocks', `${'b'.repeat(64)}.idx`)),
+      join(sov, 'cache', 'records', '.0123456789ab.tmp'), // an older version's temp name
     ];
     for (const f of leftovers) { await fs.mkdir(join(f, '..'), { recursive: true }); await fs.writeFile(f, 'SECRET=1\n'); }
     const dead = join(tmpdir(), 'sovereign-kernel-999999999-abc');
     const live = join(tmpdir(), `sovereign-kernel-${process.pid}-abc`);
-    for (const d of [dead, live]) await fs.mkdir(join(d, 'x'), { recursive: true });
+    // No pid in these names: a day old is debris (a data disk's gzip, a push's new bytes), younger may be another run's.
+    const stale = ['sov-sparse', 'sov-delta', 'sov-ssh', 'sovereign-build'].map((n) => join(tmpdir(), `${n}-${process.pid}-old`));
+    const young = join(tmpdir(), `sov-delta-${process.pid}-young`);
+    for (const d of [dead, live, ...stale, young]) await fs.mkdir(join(d, 'x'), { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600_000);
+    for (const d of stale) await fs.utimes(d, twoDaysAgo, twoDaysAgo);
     try {
       await fs.writeFile(join(p.root, 'inputs', 'a.txt'), 'changed\n');
       const r = await p.run(['a:gen']);
@@ -36,9 +45,10 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
       for (const f of leftovers) assert.not.ok(existsSync(f), `${f} swept`);
       assert.not.ok(existsSync(dead), 'a dead run\'s kernel folder is swept');
       assert.ok(existsSync(live), 'a live process\'s kernel folder is kept');
+      for (const d of stale) assert.not.ok(existsSync(d), `${d} (two days old) is swept`);
+      assert.ok(existsSync(young), 'a young sov-delta-* folder is kept');
     } finally {
-      await fs.rm(live, { recursive: true, force: true });
-      await fs.rm(dead, { recursive: true, force: true });
+      for (const d of [live, dead, ...stale, young]) await fs.rm(d, { recursive: true, force: true });
     }
   } finally {
     await p.cleanup();
