@@ -2,9 +2,9 @@
 // through the CLI against the RECORDED ADB STAND-IN (no adbd here) with STAND-IN hypervisors: dependsOn order, readiness, no secret leaks, status, stop.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../lib/config.ts';
@@ -47,9 +47,10 @@ test.before(async () => {
   await fs.mkdir(bin);
   await fs.mkdir(join(fake, 'data/local/tmp'), { recursive: true });
   await fs.symlink(standin, join(bin, 'adb'));
-  // STAND-INS for the phone's own commands: Magisk's su (its version) and Android's getprop.
+  // STAND-INS for the phone's own commands: Magisk's su (its version) and Android's getprop (the boot has
+  // completed once the test creates the file `booted`).
   await fs.writeFile(join(bin, 'su'), '#!/bin/sh\n[ "$1" = -v ] && echo "27.0:MAGISK (stand-in)"\n', { mode: 0o755 });
-  await fs.writeFile(join(bin, 'getprop'), '#!/bin/sh\n[ "$1" = sys.boot_completed ] && echo 1\n', { mode: 0o755 });
+  await fs.writeFile(join(bin, 'getprop'), `#!/bin/sh\n[ "$1" = sys.boot_completed ] && if [ -f ${dir}/booted ]; then echo 1; else echo 0; fi\n`, { mode: 0o755 });
   env = { PATH: `${bin}:${process.env.PATH}`, ADB_STANDIN_ROOT: fake, ADB_STANDIN_LOG: join(dir, 'argv.log'), ADB_STANDIN_DEVICES: 'R5CT0001 device' };
   work = checkout('sov-autostart-work-');
 });
@@ -128,17 +129,20 @@ exec sleep 600
   assert.is((await fs.stat(join(fake, 'data/sovereign/supervise.sh'))).mode & 0o777, 0o755);
 
   // STAND-IN for Magisk at boot: it runs service.d scripts with Android's shell (mksh); device paths map into the stand-in's folder.
+  // The phone's boot completes 2 s after the hook starts: boot.sh must wait for it before it starts any VM.
   const t = Date.now();
+  spawn('sh', ['-c', `sleep 2 && touch ${dir}/booted`], { stdio: 'ignore' });
   execFileSync('sh', ['-c', `sed "s|/data/|${fake}/data/|g" "${hook}" | mksh`], { env: { ...process.env, ...env } });
   const bootLog = join(fake, 'data/sovereign/boot.log');
   await until('boot.sh to finish', async () => /done; ready:/.test(await read(bootLog)));
   console.log(`  boot.sh brought up sql then forge in ${((Date.now() - t) / 1000).toFixed(1)}s (stand-in hypervisors, 1 s boot each)`);
   const log = await read(bootLog);
-  assert.match(log, /boot: sys\.boot_completed=1 after 0s/);
+  assert.match(log, /boot: sys\.boot_completed=1 after [2-9]s\n/, log);
   assert.match(log, /boot: sql: ready after \d+s[\s\S]*boot: forge: ready after \d+s[\s\S]*boot: vault: not deployed here, skipped[\s\S]*done; ready: sql forge $/m);
   const order = (await read(join(fake, 'data/sovereign/order.log'))).trim().split('\n').map((l) => l.split(' '));
   assert.equal(order.map((o) => `${o[1]} ${o[2]}`), ['sql start', 'sql ready', 'forge start', 'forge ready']);
   assert.ok(BigInt(order[2][0]) > BigInt(order[1][0]), 'forge starts only after sql is ready');
+  assert.ok(BigInt(order[0][0]) >= (await fs.stat(join(dir, 'booted'), { bigint: true })).mtimeNs, 'sql starts only after the boot completed');
   for (const name of ['sql', 'forge']) {
     const vm = join(fake, 'data/sovereign/vm', name);
     assert.match(await read(join(vm, 'console.log')), new RegExp(`${name}: secrets disk readable\\n${markers[name]}`));
@@ -156,7 +160,9 @@ exec sleep 600
 
   const st = await sovereign(['status', '--device', 'phone'], { cwd: work, env });
   assert.is(st.code, 0, st.stderr);
-  assert.match(st.stdout, /device phone \(adb -s R5CT0001\): connected, kernel \S+, root via su 27\.0:MAGISK \(stand-in\)/);
+  // The stand-in phone's commands run on this machine: its `uname -r` is this kernel's release.
+  const deviceLine = `│ device phone (adb -s R5CT0001): connected, kernel ${release()}, root via su 27.0:MAGISK (stand-in)\n`;
+  assert.ok(st.stdout.includes(deviceLine), st.stdout);
   assert.match(st.stdout, /PostgreSQL: running, ready \(pid \d+, deployed set unknown\)/);
   assert.match(st.stdout, /supervisor pid \d+ \(running\), 0 restarts/);
   assert.match(st.stdout, /Vaultwarden: not running/);
@@ -172,6 +178,11 @@ exec sleep 600
     assert.equal([f.supervisor.alive, f.supervisor.restarts], [true, 0], js.stdout);
   }
   assert.equal(facts['vault:status'], { service: 'vault', running: false, ready: false });
+
+  // test starts with the same device line, then checks each VM (the stand-in VMs serve no port: those checks fail).
+  const tst = await sovereign(['test', '--sql', '--device', 'phone'], { cwd: work, env });
+  assert.ok(tst.stdout.includes(deviceLine), tst.stdout);
+  assert.match(tst.stdout, /│ 1\. VM process running: ✓ PASS\n.*│ 2\. ready marker "PostgreSQL started" in console\.log: ✓ PASS$/m, tst.stdout);
 
   const vmPids = await Promise.all(['sql', 'forge'].map(async (n) => Number((await read(join(fake, 'data/sovereign/vm', n, 'vm.pid'))).trim())));
   const stop = await sovereign(['stop', '--sql', '--forge', '--device', 'phone'], { cwd: work, env });

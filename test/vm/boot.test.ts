@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { promises as fs } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceInput } from '../../lib/config.ts';
 import type { DeviceSession } from '../../lib/device/device.ts';
@@ -95,6 +95,7 @@ test('test passes on a running VM; a forwarded port nobody serves in the guest f
   const ok = run({ ports: [8080] });
   await testStep.run!(ok.ctx);
   assert.match(ok.lines[0], /^device dev \(local .*\): connected, kernel \S+, (root|not root \(uid \d+\))$/);
+  assert.ok(ok.lines[0].includes(`, kernel ${release()}, `), `the device's uname -r: ${ok.lines[0]}`);
   assert.equal(ok.lines.slice(1, 4).map((l) => l.replace(/ \(.*\)/, '')), ['1. VM process running: ✓ PASS', '2. ready marker "TINY READY" in console.log: ✓ PASS', '3. port 8080 answers: ✓ PASS']);
   assert.is(ok.lines[ok.lines.length - 1], '=== ALL TESTS PASSED ===');
   const bad = run();

@@ -4,12 +4,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeviceSession } from '../../lib/device/device.ts';
 import { exec } from '../../lib/exec.ts';
 import { readyInLog, runningPid } from '../../lib/vm/process.ts';
-import { renderSupervisor, supervisorState } from '../../lib/vm/supervisor.ts';
+import { describeSupervisor, renderSupervisor, supervisorState } from '../../lib/vm/supervisor.ts';
 import { start } from '../../tasks/start.ts';
 import { startScript } from '../../tasks/start-script.ts';
 import { status } from '../../tasks/status.ts';
@@ -43,6 +43,9 @@ const nextVmPid = (dir: string, not = 0) => until(`a VM pid other than ${not}`, 
   const pid = Number((await read(join(dir, 'vm.pid'))).trim());
   return pid > 0 && pid !== not && alive(pid) ? pid : 0;
 });
+
+/** What `status` shows for the supervisor of `dir` (read through a session whose shell runs here). */
+const shown = async (dir: string) => describeSupervisor(await supervisorState({ serviceDir: () => dir, run: (script: string) => exec('sh', ['-c', script], { nothrow: true }) } as unknown as DeviceSession, 'x'));
 
 const state = async (dir: string) => Object.fromEntries((await read(join(dir, 'supervisor.state'))).trim().split('\n').map((l) => l.split('=', 2)));
 
@@ -82,11 +85,14 @@ for (const sh of SHELLS) {
     });
     const supervisor = child.pid!;
     pids.push(supervisor);
+    await fs.writeFile(join(dir, 'supervisor.pid'), `${supervisor}\n`); // as start's detached spawn writes it
     let vm = await nextVmPid(dir);
     assert.is(ppid(vm), supervisor, 'the supervisor is the VM process\'s parent, not init');
     for (let restart = 1; restart <= 2; restart++) {
       process.kill(vm, 'SIGKILL');
       const t = Date.now();
+      // During the back-off status says so.
+      await until('status to show the back-off', async () => (await shown(dir)) === `supervisor pid ${supervisor} (backoff), ${restart} restart${restart > 1 ? 's' : ''}, last exit: killed by signal KILL`, 5_000);
       vm = await nextVmPid(dir, vm);
       const waited = Date.now() - t;
       assert.ok(waited >= 900 * restart, `back-off doubles: restart ${restart} after ${waited} ms`);
@@ -104,6 +110,7 @@ for (const sh of SHELLS) {
     assert.match(log, /ended after \d+s: killed by signal KILL; restart 1 of 2 in 1s/);
     assert.match(log, /restart 2 of 2 in 2s/);
     assert.match(log, /giving up after 2 restarts \(limit 2\)/);
+    assert.is(await shown(dir), 'supervisor not running (gave-up), 2 restarts, last exit: killed by signal KILL');
   });
 }
 
@@ -162,6 +169,7 @@ test('real qemu: start runs the VM under its supervisor; a killed qemu is restar
   const s = run();
   await status.run!(s.ctx);
   assert.match(s.lines[0], /^device dev \(local .*\): connected, kernel \S+, (root|not root)/);
+  assert.ok(s.lines[0].includes(`, kernel ${release()}, `), `the device's uname -r: ${s.lines[0]}`);
   assert.match(s.lines[1], new RegExp(`^Tiny: running, ready \\(pid ${second}, deployed set set-1\\)$`));
   assert.is(s.lines[2], `  supervisor pid ${supervisor} (running), 1 restart, last exit: killed by signal KILL`);
 });
