@@ -40,13 +40,17 @@ export function linksToBuildState(path: string, target: string): boolean {
 /** Files rewritten in place: the "last password change" day of every account is the build's date. */
 const SHADOW = ['etc/shadow', 'etc/shadow-'];
 
-/** Fixes what records the build date inside files; `epoch` (seconds) is the rootfs' fixed time. */
-export async function normaliseStaged(root: string, epoch: number): Promise<void> {
+/**
+ * Fixes what records the build date inside files; `epoch` (seconds) is the rootfs' fixed time. `resolveIn` gives a
+ * path as the guest sees it, inside the stage: an image's /etc/shadow (or /etc) may link to a host file, which a
+ * plain read and write would follow and rewrite.
+ */
+export async function normaliseStaged(root: string, epoch: number, resolveIn: (root: string, rel: string) => Promise<string>): Promise<void> {
   const day = String(Math.floor(epoch / 86_400));
   for (const rel of SHADOW) {
-    const file = join(root, rel);
-    const text = await fs.readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
+    const file = join(root, await resolveIn(root, rel));
+    if (!(await fs.lstat(file).catch(() => undefined))?.isFile()) continue;
+    const text = await fs.readFile(file, 'utf8');
     // name:password:lastchg:... — only a set lastchg changes (empty means "aging off", 0 "must change").
     const fixed = text.split('\n').map((line) => {
       const f = line.split(':');

@@ -51,7 +51,7 @@ export async function buildRootfs(o: RootfsOptions): Promise<void> {
   try {
     step(0, 'extracting image');
     const { meta, devices } = await extract(o.tar, root);
-    await normaliseStaged(root, ROOTFS_EPOCH);
+    await normaliseStaged(root, ROOTFS_EPOCH, resolveIn);
     step(1, 'installing init');
     await installInit(root, o, meta);
     if (o.modulesTar) await installModules(root, o.modulesTar, meta);

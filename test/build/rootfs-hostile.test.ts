@@ -1,4 +1,5 @@
-// Hostile image tars (crafted here, no docker needed): a rootfs build never touches the host through the image's symlinks.
+// Hostile image tars (crafted here, no docker needed): a rootfs build never touches the host through the image's symlinks
+// (device nodes placed in /dev, /etc/shadow's dates fixed).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, promises as fs } from 'node:fs';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import { buildRootfs } from '../../lib/build/rootfs.ts';
 import { UserError } from '../../lib/error.ts';
+import { exec } from '../../lib/exec.ts';
 
 let work: string;
 
@@ -65,5 +67,31 @@ async function hostile(name: string, link: string, relative = false): Promise<vo
 test('an image whose /dev/net links to a host folder: the host folder survives, a clear error', () => hostile('net', 'dev/net'));
 test('an image whose /dev links to a host folder: the host folder survives, a clear error', () => hostile('dev', 'dev'));
 test('a relative link out of the stage (/dev -> ../../..) is not followed either', () => hostile('rel', 'dev', true));
+
+/** A host file shaped like /etc/shadow (a set "last change" day, which the build rewrites in the image's own). */
+const SHADOW = 'root:$y$j9T$salt$hash:19000:0:99999:7:::\n';
+
+test('an image whose /etc/shadow, or /etc, links to the host: the host file is never rewritten', async () => {
+  for (const [name, link, target] of [['shadow', 'etc/shadow', 'shadow'], ['etcdir', 'etc', '']] as const) {
+    const host = join(work, `host-${name}`);
+    await fs.mkdir(host);
+    await fs.writeFile(join(host, 'shadow'), SHADOW);
+    const err = await buildFrom(name, await craftedTar(name, link, join(host, target)));
+    assert.is(await fs.readFile(join(host, 'shadow'), 'utf8'), SHADOW, `${name}: the host's file is unchanged`);
+    assert.is(err, undefined, `${name}: the build itself is fine (the link stays a link in the image): ${String(err)}`);
+  }
+});
+
+test("an image's own /etc/shadow still gets the fixed day", async () => {
+  const src = join(work, 'own-src');
+  await fs.mkdir(join(src, 'etc'), { recursive: true });
+  await fs.writeFile(join(src, 'etc', 'shadow'), SHADOW);
+  const file = join(work, 'own.tar');
+  await tar.c({ file, cwd: src, portable: true }, ['etc']);
+  assert.is(await buildFrom('own', file), undefined);
+  const r = await exec('debugfs', ['-R', 'cat /etc/shadow', join(work, 'own-out', 'rootfs.img')]);
+  assert.match(r.stdout, /^root:[^:]*:\d+:/m);
+  assert.not.match(r.stdout, ':19000:', 'the build day was replaced');
+});
 
 test.run();
