@@ -191,12 +191,18 @@ test("remove of a VM whose folder is already gone still drops its rules and TAP 
   assert.match(links, /: vm_sql: .* master vm_bridge /);
 });
 
-/** Boots `name`'s rendered start.sh in the namespace, detached, with the STAND-IN crosvm `bin`; resolves the VM pid. */
+/**
+ * Boots `name`'s rendered start.sh in the namespace, detached, with the STAND-IN crosvm `bin`; resolves the VM pid.
+ * STAND-INS for Android's `device_config` and `settings` (not on this machine) record their arguments to android.log.
+ */
 async function boot(name: string, bin: string, env: string[] = []): Promise<number> {
   const vmDir = join(dir, name);
+  const android = join(dir, 'android-bin');
   await fs.mkdir(vmDir, { recursive: true });
+  await fs.mkdir(android, { recursive: true });
+  for (const cmd of ['device_config', 'settings']) await fs.writeFile(join(android, cmd), `#!/bin/sh\necho "${cmd} $*" >> ${dir}/android.log\n`, { mode: 0o755 });
   await fs.writeFile(join(vmDir, 'start.sh'), scripts()[name]);
-  await inNs('sh', '-c', `cd ${vmDir} && env SOVEREIGN_CROSVM=${bin} SOVEREIGN_UPLINK=wlan0 ${env.join(' ')} sh start.sh >console.log 2>&1 </dev/null & echo $! > ${vmDir}/vm.pid`);
+  await inNs('sh', '-c', `cd ${vmDir} && env PATH=${android}:$PATH SOVEREIGN_CROSVM=${bin} SOVEREIGN_UPLINK=wlan0 ${env.join(' ')} sh start.sh >console.log 2>&1 </dev/null & echo $! > ${vmDir}/vm.pid`);
   for (let i = 0; i < 100 && !(await fs.readFile(join(vmDir, 'console.log'), 'utf8')).includes('running, control socket'); i++) await new Promise((r) => setTimeout(r, 100));
   return Number((await fs.readFile(join(vmDir, 'vm.pid'), 'utf8')).trim());
 }
@@ -215,6 +221,9 @@ test('stop ends a running crosvm through its control socket: powerbtn (a clean s
   const lowers = (await exec('sh', ['-c', 'echo -1000 > /proc/self/oom_score_adj'], { nothrow: true })).code === 0;
   if (!lowers) console.log('  this machine refuses a negative oom_score_adj (EIO): start.sh\'s -1000 is not observable here');
   assert.match(await consoleLog(), new RegExp(`LD_LIBRARY_PATH=/apex/com\\.android\\.virt/lib64:/system/lib64 oom_score_adj=${lowers ? '-1000' : '0'}\n`), await consoleLog());
+  // Android's phantom-process killer turned off before crosvm runs.
+  assert.is(await fs.readFile(join(dir, 'android.log'), 'utf8'), ['device_config set_sync_disabled_for_tests persistent',
+    'device_config put activity_manager max_phantom_processes 2147483647', 'settings put global settings_enable_monitor_phantom_procs false', ''].join('\n'));
   assert.equal(await runStep(stop, 'sql'), [`PostgreSQL: stopped (pid ${pid}, clean shutdown)`]);
   assert.ok(await gone(pid), 'the VM process is gone');
   assert.match(await consoleLog(), /control command powerbtn\ncrosvm stand-in: guest powered off \(powerbtn\)\n$/);
