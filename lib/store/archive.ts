@@ -73,8 +73,11 @@ export async function exportCache(dir: string, file: string, keys?: string[], op
         await fs.writeFile(join(stage, 'records', `${key}.tag`), recordMac(opts.signatureKey, key, await fs.readFile(join(dir, p))).toString('base64'));
       }
     }
+    // An empty cache still makes an archive (its one entry the empty records folder, which import passes over):
+    // tar neither writes nor reads one without entries.
+    if (!paths.size) await fs.mkdir(join(stage, 'records'));
     // portable + fixed mtime: the same cache content gives the same archive bytes.
-    await atomically(file, (tmp) => tar.c({ gzip: true, file: tmp, cwd: stage, portable: true, mtime: new Date(0) }, [...paths].sort()));
+    await atomically(file, (tmp) => tar.c({ gzip: true, file: tmp, cwd: stage, portable: true, mtime: new Date(0) }, paths.size ? [...paths].sort() : ['records']));
   } finally {
     await fs.rm(stage, { recursive: true, force: true });
   }

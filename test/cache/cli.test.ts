@@ -25,6 +25,20 @@ async function seed(task: string, content: string, key: string): Promise<CacheRe
   return rec;
 }
 
+test('an empty cache exports an archive that imports as nothing (no exit 70)', async () => {
+  const empty = checkout('sovereign-cachecli-empty-');
+  const file = join(empty, 'empty.tgz');
+  const e = await sovereign(['cache', 'export', file], { cwd: empty });
+  assert.is(e.code, 0, e.stderr);
+  assert.match(e.stdout, /exported: \{"records":0,/);
+  const other = checkout('sovereign-cachecli-empty-import-');
+  const i = await sovereign(['cache', 'import', file], { cwd: other });
+  assert.is(i.code, 0, i.stderr);
+  assert.is(JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: other })).stdout).length, 0);
+  rmSync(empty, { recursive: true, force: true });
+  rmSync(other, { recursive: true, force: true });
+});
+
 test('ls lists records (text and --json)', async () => {
   await seed('sql:rootfs', 'a'.repeat(3000), 'k1'.padEnd(64, '0'));
   await seed('forge:rootfs', 'b'.repeat(5000), 'k2'.padEnd(64, '0'));
