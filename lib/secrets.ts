@@ -1,7 +1,7 @@
 // Secrets: `.env` parsed (never sourced or evaluated), each service's declared keys picked, the device file rendered.
 import { promises as fs } from 'node:fs';
 import { VM_FILES } from './vm/files.ts';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from './fsutil.ts';
 import type { Service } from './config.ts';
@@ -141,9 +141,29 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
   if (missing.length) {
     const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
     const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');
-    // A symlinked .env (e.g. to a secrets folder) is written through: the link stays, its target gets the keys.
-    const target = env.exists ? await fs.realpath(path) : path;
-    await writeFileAtomic(target, `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
+    await writeFileAtomic(await writeTarget(path), `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
   }
   return { values: await secretsFor(service, root), generated: missing };
+}
+
+/**
+ * Where keys written to `path` go: a symlinked .env (e.g. into a secrets folder) is written through and stays a link,
+ * also when the file it names does not exist yet. A link into a folder that is missing (a drive not mounted) is
+ * refused: passwords generated beside it would stand in for the real ones.
+ */
+async function writeTarget(path: string): Promise<string> {
+  let target = path;
+  for (let hops = 0; ; hops++) {
+    const link = await fs.readlink(target).catch((e: NodeJS.ErrnoException) => { if (e.code === 'EINVAL' || e.code === 'ENOENT') return undefined; throw e; });
+    if (link === undefined) break;
+    if (hops === 40) throw new UserError(`${path}: too many levels of symbolic links`, { code: 'environment', hint: 'point .env at a file' });
+    target = resolve(dirname(target), link);
+  }
+  const folder = dirname(target);
+  if (target !== path && !(await fs.stat(folder).then((st) => st.isDirectory(), () => false))) {
+    throw new UserError(`${path} links to ${target}, but the folder ${folder} does not exist: the keys to generate have nowhere to go`, {
+      code: 'environment', hint: `create or mount ${folder} (sovereign does not make it), or make .env a file`,
+    });
+  }
+  return target;
 }

@@ -160,4 +160,27 @@ test('a symlinked .env is written through: the link stays a link, its target get
   await fs.rm(root, { recursive: true });
 });
 
+test('a dangling .env link is written through too: the file it names is made (0600), the link stays', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-dangling-'));
+  await fs.mkdir(join(root, 'vault'));
+  await fs.symlink('vault/sovereign.env', join(root, '.env')); // relative, as ln -s usually makes it
+  const r = await ensureSecrets({ ...testService(), name: 'sql', secrets: ['POSTGRES_PASSWORD'] }, root, true);
+  assert.ok((await fs.lstat(join(root, '.env'))).isSymbolicLink(), '.env is still a symlink');
+  assert.match(await fs.readFile(join(root, 'vault', 'sovereign.env'), 'utf8'), `POSTGRES_PASSWORD=${r.values.POSTGRES_PASSWORD}`);
+  assert.is((await fs.stat(join(root, 'vault', 'sovereign.env'))).mode & 0o777, 0o600);
+  await fs.rm(root, { recursive: true });
+});
+
+test('a .env link into a folder that does not exist (a drive not mounted) is refused, nothing written', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-unmounted-'));
+  await fs.symlink(join(root, 'usb', 'sovereign.env'), join(root, '.env'));
+  const got = await ensureSecrets({ ...testService(), name: 'sql', secrets: ['POSTGRES_PASSWORD'] }, root, true).catch((e) => e);
+  assert.instance(got, UserError);
+  assert.is((got as UserError).code, 'environment');
+  assert.match((got as UserError).message, /links to .*usb\/sovereign\.env, but the folder .*usb does not exist/);
+  assert.ok((await fs.lstat(join(root, '.env'))).isSymbolicLink(), '.env is still a symlink');
+  assert.equal(await fs.readdir(root), ['.env'], 'nothing written');
+  await fs.rm(root, { recursive: true });
+});
+
 test.run();
