@@ -1,7 +1,7 @@
 // Leftovers of a killed run, removed at the start of the next one (under the repo lock, so none of them is in use).
 import { promises as fs, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fsyncPath, TMP_SUFFIX, writeFileAtomic } from './fsutil.ts';
 
 /** System temp folders older than this whose owner cannot be told (no pid in the name) are taken for debris. */
@@ -37,6 +37,9 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   const clean = await unmarkClean(root);
   // Temp files beside their destination (.env in the repo root, state; outputs, records, blobs).
   await sweepTemps(root);
+  // A symlinked .env is written beside its target, in a folder that may hold other files: only its own temps.
+  const env = await fs.realpath(join(root, '.env')).catch(() => undefined);
+  if (env && dirname(env) !== root) await sweepTemps(dirname(env), `.${basename(env)}.`);
   await sweepTemps(join(sov, 'state'));
   if (!clean) {
     // The record index (cache root), the records, the delta-push block indexes.
@@ -50,10 +53,10 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   await sweepSystemTemp();
 }
 
-async function sweepTemps(dir: string): Promise<void> {
+async function sweepTemps(dir: string, prefix = '.'): Promise<void> {
   for (const name of list(dir)) {
     // `.tmp`: the names of older versions (`.<random>.tmp`).
-    if (name.startsWith('.') && (name.endsWith(TMP_SUFFIX) || /^\.[0-9a-f]{12}\.tmp$/.test(name))) await fs.rm(join(dir, name), { force: true });
+    if (name.startsWith(prefix) && (name.endsWith(TMP_SUFFIX) || /^\.[0-9a-f]{12}\.tmp$/.test(name))) await fs.rm(join(dir, name), { force: true });
   }
 }
 

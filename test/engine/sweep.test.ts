@@ -55,6 +55,24 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
   }
 });
 
+test('a symlinked .env: the temp copy a killed write left beside its target is swept, other files there are kept', async () => {
+  const p = await project();
+  const secrets = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-'));
+  try {
+    await fs.writeFile(join(secrets, 'app.env'), 'SECRET=1\n');
+    await fs.symlink(join(secrets, 'app.env'), join(p.root, '.env'));
+    const leftover = tmpName(join(secrets, 'app.env')); // what writeFileAtomic through the link leaves when killed
+    const others = [tmpName(join(secrets, 'other.env')), join(secrets, 'notes.txt')];
+    for (const f of [leftover, ...others]) await fs.writeFile(f, 'SECRET=1\n');
+    assert.ok((await p.run(['a:gen'])).ok);
+    assert.not.ok(existsSync(leftover), `${leftover} swept`);
+    for (const f of others) assert.ok(existsSync(f), `${f} kept: not the .env's own temp`);
+  } finally {
+    await fs.rm(secrets, { recursive: true, force: true });
+    await p.cleanup();
+  }
+});
+
 test('a failed run or a store command leaves no clean marker, so the next run lists every folder', async () => {
   const p = await project();
   try {
