@@ -64,7 +64,11 @@ export async function bundle(file: string): Promise<Bundled> {
 /** Remembers which bundle stands for the config while what it was built from stays as it is. */
 export async function saveBundleRecord(record: string, compiled: string, watched: Watched): Promise<void> {
   if (!watched.fingerprint) return;
-  await writeFileAtomic(record, JSON.stringify({ ...watched, compiled }));
+  // The record only spares the next run the bundler: in a checkout this user may not write (another user's, a
+  // read-only mount), the run goes on without it.
+  await writeFileAtomic(record, JSON.stringify({ ...watched, compiled })).catch((e: NodeJS.ErrnoException) => {
+    if (!['EACCES', 'EPERM', 'EROFS'].includes(e.code ?? '')) throw e;
+  });
 }
 
 /** The bundle recorded for the config, when nothing it was built from has changed since; undefined: bundle again. */

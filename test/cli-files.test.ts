@@ -37,5 +37,12 @@ test('--dry-run works when .sovereign is not writable (another user\'s checkout)
   assert.match(r.stdout, /would run/);
 });
 
+test('--dry-run in a checkout it cannot write, after a new file there: the config is bundled again, its record not saved', () => {
+  writeFileSync(join(root, 'notes.txt'), 'a new file beside the config: the last bundle is no longer vouched for\n');
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bin, 'run', 'sql:build', '--dry-run'], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', HOME: '/nonexistent' } });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /would run/);
+});
+
 test.after(() => rmSync(root, { recursive: true, force: true }));
 test.run();
