@@ -65,6 +65,8 @@ const ERRNO_HINTS: Record<string, string> = {
 export function fromSystemError(e: unknown): UserError | undefined {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (!code || !ERRNO_HINTS[code]) return undefined;
-  const path = (e as NodeJS.ErrnoException).path;
+  const err = e as NodeJS.ErrnoException & { dest?: string };
+  // A rename onto a folder fails on its destination (the folder), not on the temp file it moves.
+  const path = err.syscall === 'rename' && code === 'EISDIR' && err.dest ? err.dest : err.path;
   return new UserError(`${code}${path ? ` on ${path}` : ''}: ${(e as Error).message.replace(/^\w+: /, '')}`, { code: 'environment', hint: ERRNO_HINTS[code] });
 }

@@ -15,7 +15,7 @@ const cases: [string[], number, RegExp][] = [
   [['run', 'build', '--graph'], 2, /sovereign graph <targets>/],
   [['run', 'build', '--summarize'], 2, /use --summary FILE/],
   [['deploy', 'sql:deploy'], 2, /hint: sovereign run sql:deploy/],
-  [['run', 'sql:status', '--summary', 'a-folder'], 4, /EISDIR[^]*hint: a folder is where a file belongs/],
+  [['run', 'sql:status', '--summary', 'a-folder'], 4, /EISDIR on \/\S+\/a-folder: [^]*hint: a folder is where a file belongs/],
 ];
 
 test('wrong flags and words: exit code and a hint that names the fix', async () => {
