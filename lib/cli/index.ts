@@ -24,6 +24,9 @@ function survivesClosedOutput(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** As in package.json. */
+const VERSION = '0.1.0';
+
 export async function main(argv: string[], opts: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   survivesClosedOutput(process.stdout);
@@ -35,7 +38,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       return EXIT.ok;
     }
     if (command === '--version' || command === '-V' || command === 'version' || rest.includes('--version')) {
-      process.stdout.write('sovereign 0.1.0\n');
+      process.stdout.write(argv.includes('--json') ? `${JSON.stringify({ version: VERSION })}\n` : `sovereign ${VERSION}\n`);
       return EXIT.ok;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
