@@ -40,7 +40,8 @@ const FOREIGN_FLAGS: Record<string, string> = {
   '--summarize': 'use --summary FILE (every run also writes .sovereign/runs/last.json)',
 };
 
-export function parse(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}, command = 'run'): RunParsed {
+/** `command`: whose --help a mistyped flag's hint points to. */
+export function parse(args: string[], command: string, extra: Record<string, { type: 'boolean' | 'string' }> = {}): RunParsed {
   const options = { ...RUN_OPTIONS, ...extra };
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true }) as RunParsed;

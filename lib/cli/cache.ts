@@ -8,7 +8,7 @@ import { LocalStore, localStore } from '../store/local.ts';
 import { confirm, context, type MainOptions, parse, type RunParsed, waitSeconds } from './args.ts';
 
 export async function cacheCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args, { 'max-size': { type: 'string' } }, 'cache');
+  const o = parse(args, 'cache', { 'max-size': { type: 'string' } });
   const [sub, file] = o.positionals;
   const { root, config } = await context(opts.steps);
   const store = localStore(config, root);

@@ -53,7 +53,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
       case 'hash': return await hashCommand(rest, opts);
       case 'preflight': return await preflightCommand(rest, opts);
       case 'autostart': {
-        const o = parse(rest, { enable: { type: 'boolean' }, disable: { type: 'boolean' } });
+        const o = parse(rest, 'autostart', { enable: { type: 'boolean' }, disable: { type: 'boolean' } });
         const { root, config } = await context(opts.steps);
         return await (await import('./autostart.ts')).autostartCommand(o.values, root, config);
       }

@@ -7,7 +7,7 @@ import { useColor } from '../report/terminal.ts';
 import { context, type MainOptions, parse } from './args.ts';
 
 export async function whyCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args);
+  const o = parse(args, 'why');
   if (o.positionals.length !== 1) throw new UserError('why takes one task', { code: 'usage', hint: 'e.g. sovereign why sql:rootfs' });
   const { root, config, steps } = await context(opts.steps);
   const task = o.positionals[0];
@@ -42,7 +42,7 @@ export async function whyCommand(args: string[], opts: MainOptions): Promise<num
 }
 
 export async function graphCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args, { format: { type: 'string' } }, 'graph');
+  const o = parse(args, 'graph', { format: { type: 'string' } });
   const { config, steps } = await context(opts.steps);
   const format = (o.values.format as string | undefined) ?? 'dot';
   if (format !== 'dot' && format !== 'mermaid') throw new UserError(`--format must be dot or mermaid, not '${format}'`, { code: 'usage' });
@@ -54,7 +54,7 @@ export async function graphCommand(args: string[], opts: MainOptions): Promise<n
 }
 
 export async function hashCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args);
+  const o = parse(args, 'hash');
   const { root, config, steps } = await context(opts.steps);
   const { inputHash } = await import('../inputs-hash.ts');
   const targets = o.positionals.length ? o.positionals : ['build'];
@@ -65,7 +65,7 @@ export async function hashCommand(args: string[], opts: MainOptions): Promise<nu
 }
 
 export async function preflightCommand(args: string[], opts: MainOptions): Promise<number> {
-  const o = parse(args);
+  const o = parse(args, 'preflight');
   const { root, config } = await context(opts.steps);
   const device = resolveDevice(config, o.values.device as string | undefined);
   const { preflight } = await import('../preflight.ts');

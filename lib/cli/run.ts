@@ -15,7 +15,7 @@ export async function runCommand([command, ...args]: string[], opts: MainOptions
   const { root, config, steps } = await context(opts.steps);
   // Service flags (--sql, --forge, …) exist only once the config is known, and only for the original's words.
   const serviceFlags = Object.fromEntries([...config.services.keys()].map((s) => [s, { type: 'boolean' as const }]));
-  const o = parse(args, compat ? serviceFlags : {});
+  const o = parse(args, command, compat ? serviceFlags : {});
   const targets = targetsOf(o, config);
   if (targets.length === 0) throw new UserError('no targets given', { code: 'usage', hint: 'e.g. sovereign run sql:build, or sovereign run deploy for every service' });
   const mode = o.values['remote-cache'] as string | undefined;
