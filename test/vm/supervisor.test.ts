@@ -10,6 +10,7 @@ import type { DeviceSession } from '../../lib/device/device.ts';
 import { exec } from '../../lib/exec.ts';
 import { readyInLog, runningPid } from '../../lib/vm/process.ts';
 import { describeSupervisor, renderSupervisor, supervisorState } from '../../lib/vm/supervisor.ts';
+import { renderBootScript } from '../../lib/vm/autostart.ts';
 import { start } from '../../tasks/start.ts';
 import { startScript } from '../../tasks/start-script.ts';
 import { status } from '../../tasks/status.ts';
@@ -189,6 +190,30 @@ test('real qemu: stop stops the supervisor first (no restart), then shuts the gu
   const st = fakeRun(tinyConfig(join(root, 'device')).config, session);
   await status.run!(st.ctx);
   assert.equal(st.lines, ['Tiny: not running', '  supervisor not running (stopped), 1 restart, last exit: killed by signal KILL']);
+});
+
+test('real qemu: boot.sh, as the systemd unit runs it (a bare environment), brings the stopped VM back ready under a new supervisor', async () => {
+  const dev = join(root, 'device');
+  const dir = session.serviceDir('tiny');
+  const { config, device } = tinyConfig(dev, { startTimeout: 180 });
+  await fs.writeFile(join(dev, 'boot.sh'), renderBootScript(config, device), { mode: 0o755 });
+  const t = Date.now();
+  // No SOVEREIGN_ACCEL: boot.sh passes start's stored verdict (vm/.accel); only the test's free port is passed on.
+  const r = await exec('/bin/sh', [join(dev, 'boot.sh')], { nothrow: true, timeoutMs: 200_000, env: { PATH: process.env.PATH, SOVEREIGN_PORT_TINY_8080: process.env.SOVEREIGN_PORT_TINY_8080 } });
+  assert.is(r.code, 0, r.stderr);
+  const log = await read(join(dev, 'boot.log'));
+  assert.match(log, /boot: tiny: started under its supervisor\n.*boot: tiny: ready after \d+s\n.*boot: done; ready: tiny \n$/, log);
+  console.log(`  boot.sh brought the tiny VM back ready in ${((Date.now() - t) / 1000).toFixed(1)}s (TCG)`);
+  const supervisor = Number((await read(join(dir, 'supervisor.pid'))).trim());
+  const vm = (await runningPid(session, 'tiny'))!;
+  assert.ok(alive(supervisor) && vm > 0);
+  assert.is(ppid(vm), supervisor, "qemu's parent is the supervisor boot.sh started");
+  assert.match(readFileSync(`/proc/${vm}/cmdline`, 'utf8'), /\0-accel\0tcg\0/);
+  const st = fakeRun(tinyConfig(dev).config, session);
+  await status.run!(st.ctx);
+  assert.match(st.lines.join('\n'), new RegExp(`Tiny: running, ready \\(pid ${vm}, deployed set set-1\\)\n  supervisor pid ${supervisor} \\(running\\), 0 restarts\n`));
+  await stop.run!(fakeRun(tinyConfig(dev).config, session).ctx);
+  assert.not.ok(alive(vm) || alive(supervisor));
 });
 
 test.run();
