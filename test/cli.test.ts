@@ -1,7 +1,7 @@
 // The command line as users meet it: help, errors with hints and exit codes, graph output, dry runs, NO_COLOR.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkout, sovereign } from './support/cli.ts';
 
@@ -104,6 +104,18 @@ test('hash is stable, and changes with an input', async () => {
   writeFileSync(join(root, 'vm/sql/init.sh'), '#!/bin/sh\necho changed\n', { flag: 'a' });
   const c = await run(['hash', 'sql:build']);
   assert.is.not(c.stdout, a.stdout);
+});
+
+test('why names the config field that changed (memory), not only "config changed"', async () => {
+  assert.is((await run(['run', 'sql:start-script'])).code, 0);
+  const file = join(root, 'sovereign.config.ts');
+  const before = readFileSync(file, 'utf8');
+  writeFileSync(file, before.replace('memory: 1024', 'memory: 1100'));
+  const r = await run(['why', 'sql:start-script']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /config field 'memory'/);
+  assert.equal(JSON.parse((await run(['why', 'sql:start-script', '--json'])).stdout).changed, ["config field 'memory'"]);
+  writeFileSync(file, before);
 });
 
 test.after(() => rmSync(root, { recursive: true, force: true }));
