@@ -44,7 +44,7 @@ async function cacheSubcommand(sub: string | undefined, file: string | undefined
       const text = o.values['max-size'] as string | undefined;
       if (text === undefined) throw new UserError('cache gc needs --max-size', { code: 'usage', hint: 'e.g. sovereign cache gc --max-size 5G' });
       const max = parseSize(text);
-      if (max === undefined) throw new UserError(`--max-size '${text}' is not a size with a unit`, { code: 'usage', hint: 'e.g. --max-size 5G, 500M or 0B (units: B, K, M, G, T)' });
+      if (max === undefined) throw new UserError(`--max-size '${text}' is not a whole number with a unit`, { code: 'usage', hint: 'e.g. --max-size 5G, 1500M or 0B (units: B, K, M, G, T)' });
       // gc keeps the records that fit, newest first: it keeps none only when no record fits on its own.
       const recs = await store.listRecords();
       const empties = recs.length > 0 && recs.every((r) => r.files.reduce((n, f) => n + f.size, 0) > max);

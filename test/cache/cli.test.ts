@@ -87,11 +87,11 @@ test('gc --max-size keeps the newest records that fit', async () => {
   assert.equal(left.map((x: CacheRecord) => x.task), ['sql:rootfs']);
 });
 
-test('gc sizes need a unit: banana and a bare 5 are usage errors that remove nothing', async () => {
-  for (const size of ['banana', '5', '0']) {
+test('gc sizes are whole numbers with a unit: banana, a bare 5 and 1.5G are usage errors that remove nothing', async () => {
+  for (const size of ['banana', '5', '0', '1.5G']) {
     const r = await sovereign(['cache', 'gc', '--max-size', size], { cwd: root });
     assert.is(r.code, 2, size);
-    assert.match(r.stderr, new RegExp(`--max-size '${size}' is not a size with a unit`), size);
+    assert.match(r.stderr, new RegExp(`--max-size '${size}' is not a whole number with a unit`), size);
   }
   assert.is(JSON.parse((await sovereign(['cache', 'ls', '--json'], { cwd: root })).stdout).length, 1);
 });
