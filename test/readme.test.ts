@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EXIT } from '../lib/error.ts';
 import { repo } from './support/cli.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'sovereign-readme-'));
@@ -52,6 +53,13 @@ test('setup-host.sh asks sudo for root when run by another user, and says what t
   const without = asUser('/usr/bin:/bin');
   assert.is(without.status, 1);
   assert.match(without.stderr, /run as root/);
+});
+
+test('the README\'s exit-code table lists exactly the exit codes the CLI has', () => {
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  const table = /\nExit codes: ([^]*?)\n\n/.exec(readme)?.[1] ?? '';
+  const listed = [...table.matchAll(/`(\d+)`/g)].map((m) => Number(m[1]));
+  assert.equal(listed, Object.values(EXIT).sort((a, b) => a - b), table);
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
