@@ -30,6 +30,7 @@ const cases: [string[], number | number[]][] = [
   [['cache', 'export', 'cache.tgz', '--json'], 0],
   [['version', '--json'], 0],
   [['status', '--nosuch', '--json'], 2],
+  [['autostart', '--json'], 2],
 ];
 
 test('each command\'s --json is valid JSON on stdout, with the exit code kept', async () => {
