@@ -106,9 +106,10 @@ VMs read their secrets from their own 0600 secrets.env disk: none is on a comman
   --enable     install <root>/boot.sh and the boot hook that runs it:
                adb phone:  /data/adb/service.d/sovereign.sh (Magisk or KernelSU runs it once
                            sys.boot_completed; boot.sh waits for that itself too)
-               ssh box:    /etc/systemd/system/sovereign-vms.service, enabled (needs systemd)
+               ssh box:    /etc/systemd/system/sovereign-vms.service, enabled (needs systemd);
+                           at shutdown it runs <root>/halt.sh: the VMs stop as sovereign stop does
                Re-run it after adding or removing services in the config.
-  --disable    remove the hook and boot.sh; running VMs keep running (stop them with sovereign stop)
+  --disable    remove the hook, boot.sh and halt.sh; running VMs keep running (stop them with sovereign stop)
   --device NAME   the device (default: config defaultDevice); the local device has no boot to hook
   --json       print what was installed or removed as JSON
 

@@ -1,11 +1,12 @@
-// Autostart: boot.sh (starts the deployed VMs in dependsOn order under their supervisors) and the boot hook that runs it: Magisk/KernelSU service.d on Android, a systemd unit on a Linux box.
+// Autostart: boot.sh (starts the deployed VMs in dependsOn order under their supervisors) and the boot hook that runs it: Magisk/KernelSU service.d on Android, a systemd unit on a Linux box (which also runs halt.sh at shutdown).
+import { posix } from 'node:path';
 import type { Config, Device, Service } from '../config.ts';
 import type { DeviceSession } from '../device/device.ts';
 import { detachScript } from '../device/session.ts';
 import { shQuote } from '../device/shell.ts';
 import { UserError } from '../error.ts';
 import { DEVICE_FILES, VM_FILES } from './files.ts';
-import { ALIVE_FN, devicePath } from './process.ts';
+import { ALIVE_FN, devicePath, stopScript, stopSeconds } from './process.ts';
 import { installSupervisor, supervisorCommand } from './supervisor.ts';
 
 /** Where the boot hook goes, per transport (the local device has no boot of its own to hook). */
@@ -99,6 +100,31 @@ log "done; ready:$ready"
 `;
 }
 
+/**
+ * halt.sh: stops the VMs in reverse dependsOn order exactly as `sovereign stop` does (the supervisor first, then the
+ * guest's clean shutdown, then TERM, then KILL), logging each outcome to boot.log. The systemd unit runs it when
+ * the box shuts down, so a reboot does not kill the VMs mid-write. Android has no shutdown hook for it.
+ */
+export function renderHaltScript(config: Config, device: Device): string {
+  const order = bootOrder(config).reverse();
+  const fns = order.map((s, i) => `# ${s.name}: prints "<outcome> <pid>"\nstop_${i}() {\ncd vm/${s.name} 2>/dev/null || exit 0\n${stopScript(device.hypervisor, s.name).script}\n}`);
+  return `#!/bin/sh
+# halt.sh for device ${device.name}, rendered by \`sovereign autostart --enable\`: stops the VMs in reverse dependsOn
+# order as \`sovereign stop\` does. Logs to boot.log here.
+set -u
+cd "$(dirname "$0")" || exit 1
+boot_log="$(pwd)/boot.log"
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) halt: $*" >> "$boot_log"; }
+${ALIVE_FN}
+
+${fns.join('\n\n')}
+
+log "stopping the VMs: ${order.map((s) => s.name).join(' ')}"
+${order.map((s, i) => `r=$(stop_${i}); log "${s.name}: \${r:-not deployed here}"`).join('\n')}
+log "done"
+`;
+}
+
 /** The boot hook for the device's transport, which runs boot.sh at `bootScript`. */
 export function renderHook(device: Device, bootScript: string, config: Config): string {
   if (device.transport === 'adb') {
@@ -109,6 +135,7 @@ exec sh ${shQuote(bootScript)} </dev/null >/dev/null 2>&1
 `;
   }
   const timeout = bootOrder(config).reduce((t, s) => t + s.startTimeout, 60);
+  const halt = posix.join(posix.dirname(bootScript), DEVICE_FILES.halt);
   return `# Installed by \`sovereign autostart --enable\`: starts the deployed VMs at boot, in dependsOn order.
 [Unit]
 Description=sovereign VMs (started by ${bootScript})
@@ -120,6 +147,9 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh ${bootScript}
 TimeoutStartSec=${timeout}
+# At shutdown (before the network goes): each VM's guest shuts down cleanly, as \`sovereign stop\` does it.
+ExecStop=/bin/sh ${halt}
+TimeoutStopSec=${config.services.size * stopSeconds() + 30}
 # The VMs' supervisors outlive boot.sh: stopping this unit must not kill them (use sovereign stop).
 KillMode=process
 
@@ -146,7 +176,7 @@ function hookPath(device: Device): string {
   return HOOKS[device.transport];
 }
 
-/** Installs supervise.sh, boot.sh and the boot hook on the device (each written atomically). */
+/** Installs supervise.sh, boot.sh (and halt.sh on a Linux box) and the boot hook on the device (each written atomically). */
 export async function enableAutostart(session: DeviceSession, config: Config): Promise<AutostartResult> {
   const { device } = session;
   const hook = hookPath(device);
@@ -156,17 +186,18 @@ export async function enableAutostart(session: DeviceSession, config: Config): P
   await installSupervisor(session);
   const bootScript = devicePath(session, 'boot');
   await session.writeFile(bootScript, renderBootScript(config, device), 0o755);
+  if (device.transport === 'ssh') await session.writeFile(devicePath(session, 'halt'), renderHaltScript(config, device), 0o755);
   await session.writeFile(hook, renderHook(device, bootScript, config), device.transport === 'adb' ? 0o755 : 0o644);
   if (device.transport === 'ssh') await session.run('systemctl daemon-reload && systemctl enable sovereign-vms.service');
   return { device: device.name, enabled: true, hook, bootScript, order: bootOrder(config).map((s) => s.name) };
 }
 
-/** Removes the boot hook and boot.sh; running VMs keep running. Idempotent. */
+/** Removes the boot hook, boot.sh and halt.sh; running VMs keep running. Idempotent. */
 export async function disableAutostart(session: DeviceSession): Promise<AutostartResult> {
   const { device } = session;
   const hook = hookPath(device);
   const bootScript = devicePath(session, 'boot');
   const unit = device.transport === 'ssh' ? 'systemctl disable sovereign-vms.service >/dev/null 2>&1 || true\n' : '';
-  await session.run(`${unit}rm -f ${shQuote(hook)} ${shQuote(bootScript)}${unit ? ' && systemctl daemon-reload' : ''}`);
+  await session.run(`${unit}rm -f ${shQuote(hook)} ${shQuote(bootScript)} ${shQuote(devicePath(session, 'halt'))}${unit ? ' && systemctl daemon-reload' : ''}`);
   return { device: device.name, enabled: false, hook, bootScript, order: [] };
 }

@@ -28,6 +28,8 @@ export const DEVICE_FILES = {
   supervisor: 'supervise.sh',
   /** Starts the deployed VMs in dependsOn order; run by the boot hook `autostart --enable` installs. */
   boot: 'boot.sh',
+  /** Stops the VMs in reverse dependsOn order, as `sovereign stop` does; run by the systemd unit when a Linux box shuts down. */
+  halt: 'halt.sh',
 } as const;
 
 export type DeviceFile = keyof typeof DEVICE_FILES;

@@ -56,10 +56,30 @@ export type StopOutcome = { state: 'not running' } | { state: 'shutdown' | 'ende
  */
 export async function stopVm(session: DeviceSession, service: string, opts: StopOptions = {}): Promise<StopOutcome> {
   if (opts.signal?.aborted) throw new Cancelled();
+  const { script, netCleanup } = stopScript(session.device.hypervisor, service, opts);
+  // The network goes even when the folder is gone (a VM removed by hand, or by a version that left its rules).
+  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: stopSeconds(opts) * 1000, missing: netCleanup });
+  const [state, pidText] = stdout.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });
+  if (state === 'shutdown' || state === 'ended' || state === 'stopped' || state === 'killed') return { state, pid };
+  if (state === 'none' || state === undefined || state === '') return { state: 'not running' };
+  throw new UserError(`${service}: could not stop the VM`, { details: stderr.trim().split('\n').slice(-10) });
+}
+
+/** The longest a stop can take, in seconds: the clean shutdown, the grace after TERM, and slack for the rest. */
+export const stopSeconds = (opts: StopOptions = {}) => (opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10) + 30;
+
+/**
+ * The device-side stop, as shell run in the VM's folder with ALIVE_FN defined (stopVm runs it; so does halt.sh at a
+ * Linux box's shutdown): it prints `<state> <pid>` (state: none, shutdown, ended, stopped, killed, or alive when KILL
+ * failed). `netCleanup` is the crosvm network teardown it ends with ('' on qemu), also to run when the folder is gone.
+ */
+export function stopScript(hypervisor: DeviceSession['device']['hypervisor'], service: string, opts: StopOptions = {}): { script: string; netCleanup: string } {
   const ticks = Math.max(1, Math.round((opts.graceSeconds ?? 10) * 5));
   const shutdownTicks = Math.max(0, Math.round((opts.shutdownSeconds ?? 30) * 5));
-  const control = vmControl(session.device.hypervisor);
-  const netCleanup = session.device.hypervisor === 'crosvm' ? crosvmTeardown(service) : '';
+  const control = vmControl(hypervisor);
+  const netCleanup = hypervisor === 'crosvm' ? crosvmTeardown(service) : '';
   // The supervisor goes first, so it does not restart the VM this stops (it leaves the VM running on TERM).
   const script = `sup=$(cat ${VM_FILES.supervisorPid} 2>/dev/null) || sup=
 case $sup in ''|*[!0-9]*) sup= ;; esac
@@ -101,14 +121,7 @@ fi
 rm -f ${VM_FILES.pid} ${VM_FILES.socket} ${VM_FILES.monitor}.in ${VM_FILES.monitor}.out
 ${netCleanup}
 echo "$state $pid"`;
-  // The network goes even when the folder is gone (a VM removed by hand, or by a version that left its rules).
-  const { stdout, stderr } = await inDir(session, service, script, { signal: opts.signal, timeoutMs: ((opts.shutdownSeconds ?? 30) + (opts.graceSeconds ?? 10)) * 1000 + 30_000, missing: netCleanup });
-  const [state, pidText] = stdout.trim().split(/\s+/);
-  const pid = Number(pidText);
-  if (state === 'alive') throw new UserError(`${service}: VM process ${pid} survived SIGKILL`, { hint: 'it may be stuck in the kernel (D state); check the device' });
-  if (state === 'shutdown' || state === 'ended' || state === 'stopped' || state === 'killed') return { state, pid };
-  if (state === 'none' || state === undefined || state === '') return { state: 'not running' };
-  throw new UserError(`${service}: could not stop the VM`, { details: stderr.trim().split('\n').slice(-10) });
+  return { script, netCleanup };
 }
 
 /** The last `lines` lines of the service's console log ('' when there is none). */

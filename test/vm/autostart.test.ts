@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../lib/config.ts';
 import { exec } from '../../lib/exec.ts';
-import { bootOrder, renderBootScript, renderHook } from '../../lib/vm/autostart.ts';
+import { bootOrder, renderBootScript, renderHaltScript, renderHook } from '../../lib/vm/autostart.ts';
 import { checkout, sovereign } from '../support/cli.ts';
 
 const standin = fileURLToPath(new URL('../support/adb-standin', import.meta.url));
@@ -68,8 +68,10 @@ test('boot order follows dependsOn, not config order; boot.sh and the service.d 
   const hook = join(dir, 'hook.sh');
   await fs.writeFile(boot, renderBootScript(c, c.devices.get('phone')!));
   await fs.writeFile(hook, renderHook(c.devices.get('phone')!, '/data/sovereign/boot.sh', c));
+  const halt = join(dir, 'halt.sh');
+  await fs.writeFile(halt, renderHaltScript(c, c.devices.get('box')!));
   for (const sh of ['dash', 'mksh', 'busybox sh']) {
-    for (const f of [boot, hook]) {
+    for (const f of [boot, hook, halt]) {
       const [b, ...a] = sh.split(' ');
       const r = await exec(b, [...a, '-n', f], { nothrow: true });
       assert.is(r.code, 0, `${sh} -n ${f}: ${r.stderr}`);
@@ -78,6 +80,7 @@ test('boot order follows dependsOn, not config order; boot.sh and the service.d 
   const text = await read(boot);
   assert.match(text, /start_vm sql 60 'PostgreSQL started' '' 'Kernel panic'\nstart_vm app 90 'APP UP' 'sql'/);
   assert.not.match(text, /SOVEREIGN_ACCEL/, 'crosvm needs no accelerator verdict');
+  assert.match(await read(halt), /log "stopping the VMs: app sql"\nr=\$\(stop_0\); log "app: [^\n]*\nr=\$\(stop_1\); log "sql: /, 'halt.sh stops the dependent VM first');
   assert.match(renderBootScript(c, c.devices.get('box')!), /SOVEREIGN_ACCEL="\$\(cat \.\.\/\.accel/);
 });
 
@@ -91,6 +94,7 @@ test('the systemd unit passes systemd-analyze verify', async () => {
   assert.is(r.code, 0, r.stderr);
   assert.not.match(r.stderr, /sovereign-vms/, `no warning about the unit: ${r.stderr}`);
   assert.match(await read(unit), /ExecStart=\/bin\/sh \/srv\/sovereign\/boot\.sh\n/);
+  assert.match(await read(unit), /ExecStop=\/bin\/sh \/srv\/sovereign\/halt\.sh\nTimeoutStopSec=\d+\n/);
 });
 
 test('CLI: autostart needs exactly one of --enable/--disable (exit 2); the local device has no boot to hook (exit 2)', async () => {

@@ -10,7 +10,7 @@ import type { DeviceSession } from '../../lib/device/device.ts';
 import { exec } from '../../lib/exec.ts';
 import { readyInLog, runningPid } from '../../lib/vm/process.ts';
 import { describeSupervisor, renderSupervisor, supervisorState } from '../../lib/vm/supervisor.ts';
-import { renderBootScript } from '../../lib/vm/autostart.ts';
+import { renderBootScript, renderHaltScript } from '../../lib/vm/autostart.ts';
 import { start } from '../../tasks/start.ts';
 import { startScript } from '../../tasks/start-script.ts';
 import { status } from '../../tasks/status.ts';
@@ -192,11 +192,12 @@ test('real qemu: stop stops the supervisor first (no restart), then shuts the gu
   assert.equal(st.lines, ['Tiny: not running', '  supervisor not running (stopped), 1 restart, last exit: killed by signal KILL']);
 });
 
-test('real qemu: boot.sh, as the systemd unit runs it (a bare environment), brings the stopped VM back ready under a new supervisor', async () => {
+test('real qemu: boot.sh, as the systemd unit runs it (a bare environment), brings the stopped VM back ready under a new supervisor; halt.sh (its ExecStop) shuts it down cleanly', async () => {
   const dev = join(root, 'device');
   const dir = session.serviceDir('tiny');
   const { config, device } = tinyConfig(dev, { startTimeout: 180 });
   await fs.writeFile(join(dev, 'boot.sh'), renderBootScript(config, device), { mode: 0o755 });
+  await fs.writeFile(join(dev, 'halt.sh'), renderHaltScript(config, device), { mode: 0o755 });
   const t = Date.now();
   // No SOVEREIGN_ACCEL: boot.sh passes start's stored verdict (vm/.accel); only the test's free port is passed on.
   const r = await exec('/bin/sh', [join(dev, 'boot.sh')], { nothrow: true, timeoutMs: 200_000, env: { PATH: process.env.PATH, SOVEREIGN_PORT_TINY_8080: process.env.SOVEREIGN_PORT_TINY_8080 } });
@@ -212,8 +213,14 @@ test('real qemu: boot.sh, as the systemd unit runs it (a bare environment), brin
   const st = fakeRun(tinyConfig(dev).config, session);
   await status.run!(st.ctx);
   assert.match(st.lines.join('\n'), new RegExp(`Tiny: running, ready \\(pid ${vm}, deployed set set-1\\)\n  supervisor pid ${supervisor} \\(running\\), 0 restarts\n`));
-  await stop.run!(fakeRun(tinyConfig(dev).config, session).ctx);
+
+  // The box shuts down: the unit's ExecStop runs halt.sh, which stops the supervisor first and asks the guest to shut down.
+  const h = await exec('/bin/sh', [join(dev, 'halt.sh')], { nothrow: true, timeoutMs: 120_000, env: { PATH: process.env.PATH } });
+  assert.is(h.code, 0, h.stderr);
+  assert.match(await read(join(dev, 'boot.log')), new RegExp(`halt: stopping the VMs: tiny\n.*halt: tiny: shutdown ${vm}\n.*halt: done\n$`));
   assert.not.ok(alive(vm) || alive(supervisor));
+  await sleep(2500); // longer than the 1 s back-off: nothing restarted it
+  assert.is(await runningPid(session, 'tiny'), undefined);
 });
 
 test.run();
