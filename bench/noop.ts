@@ -2,6 +2,8 @@
 // for the 3-service shape and generated 50/500/5000-service graphs (5000 services = 45,000 tasks of 9 steps; the plan
 // holds 35,002 of them, kernels being shared). Prints wall and CPU time (user + system: less at the mercy of other
 // processes on a shared machine), ratios, per-service growth, and the 45,000-task no-op against its 2 s target.
+// The steps are synthetic (bench/support/shape.mjs) but the pushes check and record through the real device session
+// of the `local` device, so the device's manifests are read as a real deploy reads them.
 // Usage: node --import tsx bench/noop.ts [--quick]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -84,5 +86,10 @@ for (let i = 1; i + 1 < rows.length; i++) {
   console.log(`growth ${a.n} -> ${b.n} services: ${(b.ms / a.ms).toFixed(1)}x time (${(b.cpu / a.cpu).toFixed(1)}x CPU) for ${(b.n / a.n).toFixed(0)}x services; per service ${per(a, 'ms').toFixed(2)} ms -> ${per(b, 'ms').toFixed(2)} ms, CPU ${per(a, 'cpu').toFixed(2)} ms -> ${per(b, 'cpu').toFixed(2)} ms (linear: about equal)`);
 }
 const big = rows.find((r) => r.n === 5000);
-if (big) console.log(`45,000-task no-op: ${(big.ms / 1000).toFixed(2)} s wall, ${(big.cpu / 1000).toFixed(2)} s CPU (target: under 2 s on an unloaded 2-core machine), ${(big.ms / big.baseline).toFixed(1)}x node -e 0`);
+if (big) {
+  const met = big.ms < 2000;
+  console.log(`45,000-task no-op: ${(big.ms / 1000).toFixed(2)} s wall, ${(big.cpu / 1000).toFixed(2)} s CPU (target: under 2 s on an unloaded 2-core machine: ${met ? 'met' : 'NOT met'}), ${(big.ms / big.baseline).toFixed(1)}x node -e 0`);
+  // Wall time over the target with CPU under it is the neighbours' load, not ours.
+  if (!met && big.cpu >= 2000) process.exitCode = 1;
+}
 if (three.ms / three.baseline > 3) process.exitCode = 1;

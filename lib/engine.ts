@@ -38,7 +38,7 @@ export interface RunOutcome {
   interrupted: boolean;
   failed: string[];
   graph: TaskGraph;
-  /** Key parts computed in this run, by task. */
+  /** Key parts computed in this dry run, by task (empty after a real run). */
   parts: Map<string, KeyParts>;
   /** The kind of the first failure (environment, config, …), for the exit code. */
   failure?: ExitKind;

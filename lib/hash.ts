@@ -21,6 +21,14 @@ export function canonicalJson(value: unknown): string {
   return canon(value, '') ?? (undefined as unknown as string);
 }
 
+/** canonicalJson of a flat dictionary of strings (a key's parts), byte for byte, without the general walk: a no-op run
+ * serialises one per planned task. Its names are never array-index-like, so plain sorting gives canonicalJson's order. */
+export function flatJson(o: Record<string, string>): string {
+  let out = '';
+  for (const k of Object.keys(o).sort()) out += `${out ? ',' : ''}${quote(k)}:${quote(o[k])}`;
+  return `{${out}}`;
+}
+
 /** An array-index-like key, which JavaScript objects always list first. */
 const isIndex = (k: string) => { const n = Number(k); return Number.isInteger(n) && n >= 0 && n < 4294967295 && String(n) === k; };
 
@@ -50,19 +58,46 @@ function canon(v: unknown, key: string): string | undefined {
 
 export type Progress = (done: number, total: number) => void;
 
-/** One remembered file hash: valid while size, mtime (ns), ctime (ns) and inode are unchanged. */
-type StatEntry = [size: string, mtimeNs: string, ctimeNs: string, ino: string, sha256: string];
+/** A file's identity for the stat cache: size, mtime (ns), ctime (ns) and inode, space-separated. */
+const fileId = (st: BigIntStats) => `${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
+/** A folder's identity for its remembered listing: adding, removing or renaming an entry moves its mtime and ctime. */
+const folderId = (st: BigIntStats) => `${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
+
+/** A change this close to the moment we looked could be followed by another within the same clock tick (coarse
+ * file-system clocks: FAT has 2 s), leaving the times unmoved: such a file or folder is not remembered. */
+const settled = (startedMs: number, st: BigIntStats) =>
+  startedMs - Number(st.ctimeNs / 1_000_000n) > 2000 && startedMs - Number(st.mtimeNs / 1_000_000n) > 2000;
+
+/** On disk: one string per path (a few megabytes at thousands of services parse much faster than arrays would). */
+interface StatFile {
+  /** path -> `<fileId> <sha256>` */
+  files: Record<string, string>;
+  /** path -> `<folderId>/<name>/<name>...` (no name holds a slash) */
+  lists: Record<string, string>;
+}
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Remembers file hashes by (size, mtime ns, ctime ns, inode), persisted between runs,
- * so a 512 MiB rootfs.img that did not change is not read again.
+ * so a 512 MiB rootfs.img that did not change is not read again; and folder listings by (mtime ns, ctime ns, inode),
+ * so an unchanged build context costs a stat instead of a listing (a no-op run lists one per service).
  */
 export class StatCache {
-  private entries: Record<string, StatEntry> = {};
+  private files: Record<string, string> = {};
+  private lists: Record<string, string> = {};
   private dirty = false;
   constructor(private readonly file?: string) {
     if (!file) return;
-    try { this.entries = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run or unreadable: start empty */ }
+    let saved: unknown;
+    try { saved = JSON.parse(readFileSync(file, 'utf8')); } catch { return; /* first run or unreadable: start empty */ }
+    if (!isRecord(saved)) return;
+    if (isRecord(saved.files)) {
+      this.files = saved.files as StatFile['files'];
+      if (isRecord(saved.lists)) this.lists = saved.lists as StatFile['lists'];
+      return;
+    }
+    // Written before listings were remembered: path -> [size, mtime, ctime, ino, sha256].
+    for (const [path, e] of Object.entries(saved)) if (Array.isArray(e) && e.length === 5) this.files[path] = e.join(' ');
   }
 
   /** sha256 of `path`, or undefined when it does not exist. `given`: its stat, when the caller has just taken it. */
@@ -73,30 +108,44 @@ export class StatCache {
     let st = given;
     if (!st) try { st = statSync(path, { bigint: true, throwIfNoEntry: false }); } catch { /* unreadable: treated as absent */ }
     if (!st) return undefined;
-    const id: StatEntry = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), ''];
-    const known = this.entries[path];
-    if (known && known[0] === id[0] && known[1] === id[1] && known[2] === id[2] && known[3] === id[3]) return known[4];
+    const id = fileId(st);
+    const known = this.files[path];
+    if (typeof known === 'string' && known.length === id.length + 65 && known.startsWith(id) && known[id.length] === ' ') return known.slice(id.length + 1);
     const digest = await hashFile(path, progress);
-    // A file changed in the same clock tick as our stat could change again without moving its times
-    // (coarse file-system clocks: FAT has 2 s): only remember files whose last change is well before.
-    if (startedMs - Number(st.ctimeNs / 1_000_000n) > 2000 && startedMs - Number(st.mtimeNs / 1_000_000n) > 2000) {
-      id[4] = digest;
-      this.entries[path] = id;
+    if (settled(startedMs, st)) {
+      this.files[path] = `${id} ${digest}`;
       this.dirty = true;
     }
     return digest;
   }
 
+  /** The names in folder `path` (unsorted, as readdir gives them). Throws as readdirSync does when it cannot list. */
+  list(path: string): string[] {
+    const startedMs = Date.now();
+    const st = statSync(path, { bigint: true });
+    const id = folderId(st);
+    const known = this.lists[path];
+    if (typeof known === 'string' && known.startsWith(id) && known[id.length] === '/') {
+      const rest = known.slice(id.length + 1);
+      return rest ? rest.split('/') : [];
+    }
+    const names = readdirSync(path);
+    if (settled(startedMs, st)) {
+      this.lists[path] = `${id}/${names.join('/')}`;
+      this.dirty = true;
+    }
+    return names;
+  }
+
   /** Records a hash we computed while writing the file (saves reading it back). */
   async remember(path: string, digest: string): Promise<void> {
-    const st = statSync(path, { bigint: true });
-    this.entries[path] = [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino), digest];
+    this.files[path] = `${fileId(statSync(path, { bigint: true }))} ${digest}`;
     this.dirty = true;
   }
 
   async save(): Promise<void> {
     if (!this.file || !this.dirty) return;
-    await writeFileAtomic(this.file, JSON.stringify(this.entries));
+    await writeFileAtomic(this.file, JSON.stringify({ files: this.files, lists: this.lists } satisfies StatFile));
     this.dirty = false;
   }
 }
@@ -152,7 +201,7 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
   let exceptions = false;
   // Listed first: the ignore file is read only when the listing has it (a failed read throws, and a no-op run
   // hashes one folder per service, most without one).
-  const top = readdirSync(dir);
+  const top = cache.list(dir);
   if (ignoreFile && top.includes(ignoreFile)) {
     let text: string | undefined;
     try { text = readFileSync(join(dir, ignoreFile), 'utf8'); } catch { /* gone since, or not a file */ }
@@ -165,7 +214,7 @@ export async function hashDir(dir: string, cache: StatCache, ignoreFile?: string
   const lines: string[] = [];
   // Synchronous listing and lstat: build contexts are small, and a no-op run hashes one per service.
   const walk = async (abs: string, prefix: string, listed?: string[]) => {
-    const names = (listed ?? readdirSync(abs)).sort();
+    const names = [...(listed ?? cache.list(abs))].sort();
     for (const name of names) {
       const p = join(abs, name);
       const rel = prefix + name;

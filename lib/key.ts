@@ -1,6 +1,6 @@
 // The task key: every meaningful input of a task, each part named so `sovereign why` can say which one changed.
 import { join } from 'node:path';
-import { canonicalJson, hashDir, sha256, type StatCache } from './hash.ts';
+import { canonicalJson, flatJson, hashDir, sha256, type StatCache } from './hash.ts';
 import type { Device } from './config.ts';
 import type { KeyInputs } from './task.ts';
 import { toolVersions } from './tools.ts';
@@ -93,7 +93,7 @@ function hashOfJson(json: string): string {
 /** An object without prototype, for names that differ per service or task (see keyParts). */
 export const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
 
-export const keyOf = (parts: KeyParts) => sha256(canonicalJson(parts));
+export const keyOf = (parts: KeyParts) => sha256(flatJson(parts));
 
 /** Names the parts that differ between two part sets. */
 export function diffParts(before: KeyParts, now: KeyParts): string[] {

@@ -12,38 +12,19 @@ const first = (ctx) => {
   if (!firstOf.has(ctx.config)) firstOf.set(ctx.config, ctx.config.services.keys().next().value);
   return firstOf.get(ctx.config);
 };
-const deviceDir = (ctx) => join(ctx.root, '.sovereign', 'bench-device');
-const manifest = (ctx) => join(deviceDir(ctx), ctx.service.name, 'manifest.json');
-// Every service's manifest on the first ask, as the real device session does in one device command (lib/device/session.ts).
-const devices = new Map();
-const readAll = async (dir) => {
-  const all = new Map();
-  const names = await fs.readdir(dir).catch(() => []);
-  await Promise.all(names.map((n) => fs.readFile(join(dir, n, 'manifest.json'), 'utf8').then((t) => all.set(n, JSON.parse(t)), () => undefined)));
-  return all;
-};
-const readManifest = async (ctx) => {
-  const dir = deviceDir(ctx);
-  if (!devices.has(dir)) devices.set(dir, readAll(dir));
-  const all = await devices.get(dir);
-  if (!all.has(ctx.service.name)) all.set(ctx.service.name, {});
-  return all.get(ctx.service.name);
-};
-
+// Pushes check and record through the real device session of the run's device (the `local` one): its manifests,
+// every service's read in one device command, as a real deploy reads them; only the file copy itself is left out.
 function pushStep(file, depStep) {
   const depOf = (ctx) => (depStep === 'kernel' && ctx.service.kernel.from ? `${ctx.service.kernel.from}:kernel` : `${ctx.service.name}:${depStep}`);
   return {
     name: `push-${depStep}`, kind: 'effect', version: 1, summary: 'push', usesDevice: true,
     deps: (ctx) => [depOf(ctx)],
     async check(ctx) {
-      const m = await readManifest(ctx);
-      return m[file] === ctx.dep(depOf(ctx)).outputHash ? true : 'not on the device';
+      const m = await (await ctx.session()).manifest(ctx.service.name);
+      return m.files[file]?.sha256 === ctx.dep(depOf(ctx)).outputHash ? true : 'not on the device';
     },
     async run(ctx) {
-      const m = await readManifest(ctx);
-      m[file] = ctx.dep(depOf(ctx)).outputHash;
-      await fs.mkdir(join(manifest(ctx), '..'), { recursive: true });
-      await fs.writeFile(manifest(ctx), JSON.stringify(m));
+      await (await ctx.session()).recordPush(ctx.service.name, file, { sha256: ctx.dep(depOf(ctx)).outputHash, size: 0 });
     },
   };
 }

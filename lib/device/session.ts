@@ -179,27 +179,43 @@ export function tempGlob(remote: string): string {
   return `${q(posix.join(posix.dirname(remote), `.${posix.basename(remote)}${TEMP_MARK}`))}*`;
 }
 
-/** Lines of the script below that end one manifest (base64 never holds a dot). */
-const MANIFEST_END = '.';
+/** The line between readAllManifests's sizes and its bytes (wc never prints a line of its own that is a lone dot). */
+const MANIFEST_BYTES = '.';
 
-/** Shell printing, per `<vmDir>/<svc>/manifest.json`, the service's name, the file in base64, and a MANIFEST_END line. */
+/**
+ * Shell printing the size of every `<vmDir>/<svc>/manifest.json` (one `wc -c`), a MANIFEST_BYTES line, then all of
+ * them in the same order in base64 (one `cat | base64`): three processes for any number of services, where a loop
+ * forked one per service (seconds at thousands), and exact bytes however damaged a manifest is.
+ */
 function readAllManifests(vmDir: string): string {
   return `cd ${q(vmDir)} 2>/dev/null || exit 0
-for f in */manifest.json; do [ -f "$f" ] || continue; printf '%s\\n' "\${f%/manifest.json}"; base64 < "$f" || exit 1; echo ${MANIFEST_END}; done`;
+set -- */manifest.json
+[ -e "$1" ] || exit 0
+wc -c -- "$@" || exit 1
+echo '${MANIFEST_BYTES}'
+cat -- "$@" | base64 || exit 1`;
 }
 
 /** Service name -> manifest bytes, from readAllManifests's output. */
 export function parseManifests(out: string): Map<string, Buffer> {
   const all = new Map<string, Buffer>();
   const lines = out.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const name = lines[i];
-    if (!name) continue;
-    const end = lines.indexOf(MANIFEST_END, i + 1);
-    if (end < 0) break;
-    all.set(name, Buffer.from(lines.slice(i + 1, end).join(''), 'base64'));
-    i = end;
+  const end = lines.indexOf(MANIFEST_BYTES);
+  if (end < 0) return all; // nothing on the device
+  const sizes: [string, number][] = [];
+  for (const line of lines.slice(0, end)) {
+    const m = /^\s*(\d+)\s(.*)\/manifest\.json$/.exec(line);
+    if (m) sizes.push([m[2], Number(m[1])]); // not wc's `total`
   }
+  const bytes = Buffer.from(lines.slice(end + 1).join(''), 'base64');
+  const expected = sizes.reduce((n, [, size]) => n + size, 0);
+  if (bytes.length !== expected) {
+    throw new UserError(`the device's push manifests changed while they were read (${bytes.length} bytes, ${expected} expected)`, {
+      hint: 'is another sovereign deploying to this device? Run again once it is done',
+    });
+  }
+  let at = 0;
+  for (const [name, size] of sizes) all.set(name, bytes.subarray(at, (at += size)));
   return all;
 }
 

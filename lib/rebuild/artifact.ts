@@ -108,13 +108,14 @@ async function storedRecord(core: RebuildCore, node: TaskNode, key: string): Pro
 }
 
 function filesOf(core: RebuildCore, node: TaskNode, rec: CacheRecord): DepOutput['files'] {
-  const dir = outDir(core.o.root, node.service.name);
-  return Object.fromEntries(rec.files.map((f) => [f.name, { sha256: f.sha256, size: f.size, path: join(dir, f.name) }]));
+  const files: DepOutput['files'] = {};
+  for (const f of rec.files) files[f.name] = { sha256: f.sha256, size: f.size, path: core.outPath(node, f.name) };
+  return files;
 }
 
 async function isPresent(core: RebuildCore, node: TaskNode, rec: CacheRecord, checkValue: boolean): Promise<boolean> {
   for (const f of rec.files) {
-    if ((await core.o.stat.hashFile(join(outDir(core.o.root, node.service.name), f.name))) !== f.sha256) return false;
+    if ((await core.o.stat.hashFile(core.outPath(node, f.name))) !== f.sha256) return false;
   }
   if (!node.step.present) return true;
   return checkValue && node.step.present(node.ctx, rec.value);
@@ -129,7 +130,7 @@ export async function restoreArtifact(core: RebuildCore, node: TaskNode, signal:
   const rec = await storedRecord(core, node, r.key!);
   let ok = !!rec;
   for (const f of rec?.files ?? []) {
-    const dest = join(outDir(o.root, node.service.name), f.name);
+    const dest = core.outPath(node, f.name);
     if ((await o.stat.hashFile(dest)) === f.sha256) continue;
     o.emit({ type: 'log', task: id, line: `restoring ${f.name} (${f.size} bytes) from the ${o.store.name} cache` });
     ok = await core.slots.with(() => o.store.fetchBlob(f.sha256, f.size, dest, (d, t) => o.emit({ type: 'progress', task: id, done: d, total: t, label: `restoring ${f.name}` })));

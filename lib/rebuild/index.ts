@@ -19,7 +19,7 @@ export class Rebuilder {
     this.core = new RebuildCore(g, o, restoreArtifact);
   }
 
-  /** Key parts of every task whose key was computed in this run (for `why`). */
+  /** Key parts of every task whose key was computed in this dry run (for `why`). */
   get parts(): Map<string, KeyParts> { return this.core.parts; }
 
   /** Brings one task up to date; its dependencies have already been executed. */

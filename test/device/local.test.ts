@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Device } from '../../lib/config.ts';
 import type { DeviceSession } from '../../lib/device/device.ts';
-import { createSession, openSession } from '../../lib/device/session.ts';
+import { createSession, openSession, parseManifests } from '../../lib/device/session.ts';
 import { openTransport } from '../../lib/device/open.ts';
 import { Cancelled, UserError } from '../../lib/error.ts';
 import { exec } from '../../lib/exec.ts';
@@ -196,11 +196,15 @@ test('manifests: every service\'s in one device command, asked at once or not; a
     await fs.writeFile(join(root, 'vm', svc, 'manifest.json'), body);
   }
   await fs.mkdir(join(root, 'vm', 'none'));
+  // Bytes that are not UTF-8 (a damaged file) before a good one: each manifest is cut out by its exact byte count.
+  await fs.mkdir(join(root, 'vm', '0bin'), { recursive: true });
+  await fs.writeFile(join(root, 'vm', '0bin', 'manifest.json'), Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x0a, 0x2e, 0x0a]));
   const transport = await openTransport(device, repo);
   let runs = 0;
   const s = createSession({ ...transport, run: (script, o) => { runs++; return transport.run(script, o); } }, device, root);
-  const [a, a2, bc, bad, none, unknown] = await Promise.all(['a', 'a', 'b c', 'bad', 'none', 'zz'].map((svc) => s.manifest(svc)));
+  const [a, a2, bc, bad, none, unknown, bin] = await Promise.all(['a', 'a', 'b c', 'bad', 'none', 'zz', '0bin'].map((svc) => s.manifest(svc)));
   assert.is(runs, 1, 'one device command');
+  assert.equal(bin, { files: {} }, 'binary garbage: nothing known pushed');
   assert.is(a, a2);
   assert.equal(a, files('a'.repeat(64)));
   assert.equal(bc, files('b'.repeat(64)), 'a name with a space');
@@ -208,6 +212,9 @@ test('manifests: every service\'s in one device command, asked at once or not; a
   await s.recordPush('a', 'start.sh', { sha256: 'c'.repeat(64), size: 2 });
   assert.equal((await s.manifest('a')).files['start.sh'], { sha256: 'c'.repeat(64), size: 2 });
   assert.equal(JSON.parse(await fs.readFile(join(root, 'vm', 'a', 'manifest.json'), 'utf8')), await s.manifest('a'));
+  // A manifest that changes between the sizes and the bytes (another deploy to this device): an error, never a
+  // manifest cut at the wrong place; not remembered, so the next ask reads again.
+  assert.throws(() => parseManifests(' 10 a/manifest.json\n.\n' + Buffer.from('{"files":{}}').toString('base64')), /changed while they were read/);
   // No vm folder on the device at all: nothing pushed anywhere.
   const empty = createSession(transport, device, join(repo, 'nothing-here'));
   assert.equal(await empty.manifest('a'), { files: {} });
