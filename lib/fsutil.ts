@@ -51,3 +51,11 @@ export async function atomically(dest: string, make: (tmp: string) => Promise<un
 export async function exists(path: string): Promise<boolean> {
   return fs.access(path).then(() => true, () => false);
 }
+
+/** Room kept free on a file system when what may be written there is capped by its free space. */
+const FREE_MARGIN = 256 * 1024 * 1024;
+/** Bytes that may be written in `dir`'s file system: its free space less a margin (a cap for what outsiders claim). */
+export async function roomFor(dir: string): Promise<number> {
+  const s = await fs.statfs(dir);
+  return s.bavail * s.bsize - FREE_MARGIN;
+}

@@ -3,7 +3,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tar from 'tar';
-import { atomically, renameDurable } from '../fsutil.ts';
+import { atomically, renameDurable, roomFor } from '../fsutil.ts';
 import { UserError } from '../error.ts';
 import { hashFile } from '../hash.ts';
 import { isRecordKey, parseRecord } from './record.ts';
@@ -102,7 +102,7 @@ export async function importCache(dir: string, file: string, opts: ArchiveOption
   await fs.mkdir(join(dir, 'tmp'), { recursive: true });
   const staging = await fs.mkdtemp(join(dir, 'tmp', 'import-')); // same file system: entries move in by rename
   const result: ImportResult = { records: 0, blobs: 0, present: 0, skippedRecords: 0, skippedBlobs: 0 };
-  let budget = opts.maxBytes ?? (await freeBytes(dir)) - FREE_MARGIN;
+  let budget = opts.maxBytes ?? (await roomFor(dir));
   let over = false;
   try {
     try {
@@ -161,12 +161,6 @@ async function tagVerifies(secret: string, key: string, staging: string): Promis
   return sameTag(recordMac(secret, key, await fs.readFile(join(staging, 'records', `${key}.json`))), tag.trim());
 }
 
-/** Room kept free on the cache's file system when an archive's size cap is the free space. */
-const FREE_MARGIN = 256 * 1024 * 1024;
-async function freeBytes(dir: string): Promise<number> {
-  const s = await fs.statfs(dir);
-  return s.bavail * s.bsize;
-}
 
 /** A stable digest of a set of task keys, e.g. for a CI cache key (`sovereign hash`). */
 export function keysDigest(keys: Iterable<string>): string {

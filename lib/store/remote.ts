@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import type { RemoteCacheInput } from '../config.ts';
 import { parseSize } from '../config.ts';
-import { renameDurable, tmpName } from '../fsutil.ts';
+import { renameDurable, roomFor, tmpName } from '../fsutil.ts';
 import { gzipBlocks } from './gzip-blocks.ts';
 import { parseRecord } from './record.ts';
 import { ArtifactHttp, Failure, readCapped } from './remote-http.ts';
@@ -97,6 +97,12 @@ export class RemoteStore implements Store {
       const res = await this.http.send('GET', sha256);
       if (!(await this.http.ok(res))) return false;
       await fs.mkdir(dirname(dest), { recursive: true });
+      // The size comes from a record the server sent: never let it fill the disk (the download stops at it).
+      const room = await roomFor(dirname(dest));
+      if (size > room) {
+        res.destroy();
+        return this.reject(`blob ${short(sha256)}`, `its record claims ${size} bytes, more than the ${Math.max(0, room)} that fit on ${dirname(dest)} (free space less 256 MiB)`) ?? false;
+      }
       const tmp = tmpName(dest);
       try {
         const problem = await this.download(res, sha256, size, tmp, progress);

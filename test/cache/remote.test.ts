@@ -167,6 +167,22 @@ test('a tampered artifact is rejected by the sha256 check', async () => {
   assert.ok(r.available);
 });
 
+test('a record claiming more bytes than the disk holds: refused before anything is written, one warning', async () => {
+  const warnings: string[] = [];
+  const r = remote({ warnings });
+  const blob = await blobFile('claim.img', 64 * 1024);
+  assert.ok(await r.putBlob(blob.sha256, blob.path));
+  const outDir = join(work, 'claim-out');
+  const { bavail, bsize } = await fs.statfs(work);
+  // An unsigned remote (or a hostile one) can say any size; the download would only stop at what it said.
+  assert.is(await r.fetchBlob(blob.sha256, bavail * bsize, join(outDir, 'x.img')), false);
+  assert.equal(readdirSync(outDir), [], 'no file, no temp');
+  assert.is(warnings.length, 1);
+  assert.match(warnings[0], /claims \d+ bytes, more than the \d+ that fit/);
+  assert.ok(await r.fetchBlob(blob.sha256, blob.size, join(outDir, 'x.img')), 'the true size is fetched');
+  assert.ok(r.available, 'the store keeps working');
+});
+
 test('with signing on, unsigned and mis-signed artifacts are rejected', async () => {
   const signed = await startCacheServer({ keepSignatures: true });
   try {
