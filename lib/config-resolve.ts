@@ -1,4 +1,5 @@
 // Validating a config once at the edge: raw `sovereign.config.ts` export to a Config with defaults, or errors naming each field.
+import { isIP } from 'node:net';
 import type { Result } from './error.ts';
 import { err, ok, UserError } from './error.ts';
 import type { BaseSource, Config, Device, Exposure, KernelSource, RemoteCacheInput, Service } from './config.ts';
@@ -230,8 +231,25 @@ function resolveDevice(name: string, d: unknown, bad: (f: string, p: string, h?:
   if (r.port !== undefined && (!Number.isInteger(r.port) || (r.port as number) < 1)) bad(`${f}.port`, 'must be a TCP port');
   const root = (r.root as string | undefined) ?? (transport === 'local' ? `.sovereign/devices/${name}` : '/data/sovereign');
   if (transport !== 'local' && !root.startsWith('/')) bad(`${f}.root`, 'must be an absolute path on the device');
-  const { transport: _t, hypervisor: _h, arch: _a, root: _r, ...rest } = r;
-  return { ...(rest as Partial<Device>), name, transport, hypervisor: hypervisor as Device['hypervisor'], arch: arch as Device['arch'], root };
+  const dns = resolveDns(f, r.dns, hypervisor, bad);
+  const { transport: _t, hypervisor: _h, arch: _a, root: _r, dns: _d, ...rest } = r;
+  return { ...(rest as Partial<Device>), name, transport, hypervisor: hypervisor as Device['hypervisor'], arch: arch as Device['arch'], root, ...(dns ? { dns } : {}) };
+}
+
+/**
+ * The guests' resolvers (`dns`: one address or a list). A crosvm guest has none unless told (nothing answers DNS on
+ * the bridge's .1), so it gets the original CLI's `nameserver 8.8.8.8`; a qemu guest keeps its user-mode network's
+ * resolver (10.0.2.3, lib/vm/network.ts) unless `dns` is set. At most 3: glibc and musl read no more.
+ */
+const CROSVM_DNS = ['8.8.8.8'];
+function resolveDns(f: string, raw: unknown, hypervisor: unknown, bad: Bad): string[] | undefined {
+  if (raw === undefined) return hypervisor === 'crosvm' ? CROSVM_DNS : undefined;
+  const list: unknown = typeof raw === 'string' ? [raw] : raw;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 3 || list.some((a) => typeof a !== 'string' || isIP(a) === 0)) {
+    bad(`${f}.dns`, `must be one to three IPv4 or IPv6 addresses, got ${JSON.stringify(raw)}`, "e.g. dns: '8.8.8.8' or ['1.1.1.1', '2606:4700:4700::1111']");
+    return undefined;
+  }
+  return list as string[];
 }
 
 const describe = (v: unknown) => (v instanceof Promise ? 'a Promise (use top-level await, or export the object)' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v);

@@ -83,6 +83,11 @@ export type DeviceInput = (
   /** Device directory holding `vm/<service>/` (default `/data/sovereign`, or `.sovereign/device` for local). */
   root?: string;
   arch?: 'x86_64' | 'aarch64';
+  /**
+   * The guests' DNS resolvers: one IPv4/IPv6 address or a list (crosvm default `8.8.8.8`, the original's; qemu
+   * default: its user-mode network's resolver, 10.0.2.3).
+   */
+  dns?: string | string[];
 };
 
 export interface RemoteCacheInput {
@@ -146,6 +151,8 @@ export type Device = {
   hypervisor: 'crosvm' | 'qemu';
   root: string;
   arch: 'x86_64' | 'aarch64';
+  /** The guests' resolvers: set on crosvm devices (default 8.8.8.8); on qemu only when configured (else slirp's). */
+  dns?: string[];
   serial?: string;
   host?: string;
   user?: string;

@@ -62,6 +62,7 @@ const broken: [string, string, RegExp][] = [
   ['a dir that does not exist', edited("displayName: 'PostgreSQL',", "displayName: 'PostgreSQL', dir: 'vm/nosuch',"), /services\.sql\.dir: folder 'vm\/nosuch' does not exist/],
   ['rootfsSize as a bare number', edited("displayName: 'PostgreSQL',", "displayName: 'PostgreSQL', rootfsSize: 512 as never,"), /services\.sql\.rootfsSize: is not a size with a unit: 512.*'512M'/],
   ['rootfsSize as a string without unit', edited("displayName: 'PostgreSQL',", "displayName: 'PostgreSQL', rootfsSize: '512',"), /services\.sql\.rootfsSize: is not a size with a unit/],
+  ['a device dns that is not an address', edited("phone: { transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64' }", "phone: { transport: 'adb', hypervisor: 'crosvm', arch: 'aarch64', dns: 'dns.google' }"), /devices\.phone\.dns: must be one to three IPv4 or IPv6 addresses, got "dns\.google" \(hint: e\.g\. dns: '8\.8\.8\.8'/],
   ['a default export that is not defineConfig', "export default 42;\n", /default export must be defineConfig\(\{\.\.\.\}\), got number/],
 ];
 for (const [name, text, message] of broken) {

@@ -8,6 +8,8 @@ export interface NetParams {
   ports: number[];
   expose: Exposure[];
   hypervisor: 'crosvm' | 'qemu';
+  /** The guest's resolvers (device `dns`; qemu without it: slirp's). */
+  dns?: string[];
 }
 
 /** The guest's /24 and its gateway (.1), shared by all VMs of a device: the original's 192.168.100.0/24 bridge. */
@@ -37,10 +39,13 @@ export const QEMU_UPLINK = { ip: '10.0.2.15', gateway: '10.0.2.2', dns: '10.0.2.
 /** `sovereign.*` network parameters for the kernel command line, read by init-lib.sh setup_network. */
 export function netCmdline(p: NetParams): string {
   const exposed = p.expose.length ? ` sovereign.expose=${p.expose.map((e) => e.port).join(',')}` : '';
-  if (p.hypervisor === 'crosvm') return `sovereign.net=tap sovereign.ip=${p.guestIp} sovereign.gw=${guestNet(p.guestIp).gateway}${exposed}`;
+  if (p.hypervisor === 'crosvm') {
+    const dns = p.dns?.length ? ` sovereign.dns=${p.dns.join(',')}` : '';
+    return `sovereign.net=tap sovereign.ip=${p.guestIp} sovereign.gw=${guestNet(p.guestIp).gateway}${dns}${exposed}`;
+  }
   const u = QEMU_UPLINK;
   return `sovereign.net=qemu sovereign.ip=${p.guestIp} sovereign.mac=${guestMac(p.guestIp, 0)} ` +
-    `sovereign.uplink=${u.ip} sovereign.upmac=${guestMac(p.guestIp, 1)} sovereign.gw=${u.gateway} sovereign.dns=${u.dns}${exposed}`;
+    `sovereign.uplink=${u.ip} sovereign.upmac=${guestMac(p.guestIp, 1)} sovereign.gw=${u.gateway} sovereign.dns=${(p.dns ?? [u.dns]).join(',')}${exposed}`;
 }
 
 /**

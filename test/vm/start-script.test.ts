@@ -96,6 +96,32 @@ test("crosvm: valid sh; shared bridge/NAT added idempotently, never deleted; no 
   assert.match(s, /root=\/dev\/vda .*sovereign.data=\/dev\/vdb sovereign.secrets=\/dev\/vdc/);
 });
 
+test("dns: crosvm guests get 8.8.8.8 by default, or the device's dns; qemu keeps slirp's unless dns is set", async () => {
+  const withDevices = (devices: Record<string, unknown>) => resolveConfig({ services: { sql: { displayName: 'P', guestIp: '192.168.100.2', ports: [5432], readyMarker: 'up', kernel: { path: 'k' } } }, devices }, 'sovereign.config.ts');
+  const script = (dns: unknown, hypervisor = 'crosvm') => {
+    const r = withDevices({ d: { transport: 'adb', hypervisor, ...(dns === undefined ? {} : { dns }) } });
+    if (!r.ok) throw r.error;
+    return renderStartScript(startScriptParams(r.value.services.get('sql')!, r.value.devices.get('d')!));
+  };
+  assert.match(script(undefined), / sovereign\.dns=8\.8\.8\.8[ ']/);
+  assert.match(script('1.1.1.1'), / sovereign\.dns=1\.1\.1\.1[ ']/);
+  assert.match(script(['1.1.1.1', '2606:4700:4700::1111']), / sovereign\.dns=1\.1\.1\.1,2606:4700:4700::1111[ ']/);
+  await syntaxOk(script(['1.1.1.1', '2606:4700:4700::1111']));
+  assert.match(script(undefined, 'qemu'), / sovereign\.dns=10\.0\.2\.3[ ']/);
+  assert.match(script(['9.9.9.9'], 'qemu'), / sovereign\.dns=9\.9\.9\.9[ ']/);
+  assert.is(script(['9.9.9.9'], 'qemu').match(/sovereign\.dns=/g)?.length, 1);
+  assert.is(params('sql', 'local').dns, undefined, 'a qemu device without dns keeps its start-script key');
+  for (const dns of ['dns.google', '', [], ['8.8.8.8', '300.1.1.1'], ['1.1.1.1', '1.0.0.1', '8.8.8.8', '8.8.4.4'], 8, '8.8.8.8 1.1.1.1']) {
+    const r = withDevices({ phone: { transport: 'adb', dns } });
+    assert.not.ok(r.ok, JSON.stringify(dns));
+    if (!r.ok) {
+      assert.match(r.error.message, /devices\.phone\.dns: must be one to three IPv4 or IPv6 addresses/);
+      assert.match(r.error.message, /hint: e\.g\. dns: '8\.8\.8\.8'/);
+      assert.is(r.error.code, 'config');
+    }
+  }
+});
+
 test('no secret value, no .env and no repo path in any rendering; the key reads only what the script is made of', async () => {
   for (const svc of ['sql', 'forge']) for (const dev of ['local', 'phone', 'box']) {
     const s = renderStartScript(params(svc, dev));
@@ -107,6 +133,8 @@ test('no secret value, no .env and no repo path in any rendering; the key reads 
   const ctx = { service: config.services.get('sql')!, config, device: config.devices.get('local')! };
   const inputs = (await step.inputs!(ctx)) as { config: StartScriptParams };
   assert.equal(Object.keys(inputs.config).sort(), ['arch', 'cmdline', 'cpus', 'expose', 'guestIp', 'hypervisor', 'index', 'memory', 'name', 'ports']);
+  const phone = (await step.inputs!({ ...ctx, device: config.devices.get('phone')! })) as { config: StartScriptParams };
+  assert.equal(phone.config.dns, ['8.8.8.8'], "a crosvm device's resolvers shape its script, so they are keyed");
   assert.equal(step.outputs!(ctx), ['start.sh']);
   // The task itself, given a context whose secrets() would hand out the .env values, never asks for them.
   const outDir = join(dir, 'out');

@@ -121,7 +121,8 @@ find_iface() {
 # Static network from the kernel command line (lib/vm/network.ts writes it):
 #   sovereign.ip (+ sovereign.mac): this VM's address on the device's guest LAN /24, shared by all its VMs;
 #   sovereign.uplink + sovereign.upmac (qemu): a second NIC, this VM's own user-mode uplink;
-#   sovereign.gw: the default route (the bridge's .1 on crosvm, the uplink's gateway on qemu); sovereign.dns.
+#   sovereign.gw: the default route (the bridge's .1 on crosvm, the uplink's gateway on qemu);
+#   sovereign.dns: the resolvers, comma-separated (device `dns`: 8.8.8.8 on crosvm, slirp's 10.0.2.3 on qemu).
 # Sets GUEST_IP, GUEST_SUBNET (the LAN: the other VMs) and HOST_PEER (the address connections forwarded by
 # the hypervisor come from: qemu's uplink gateway, or the bridge's .1), and EXPOSED (ports the owner exposed).
 setup_network() {
@@ -148,7 +149,13 @@ setup_network() {
     fi
   fi
   ip route add default via "$GW" dev "$via"
-  dns=$(cmdline_arg sovereign.dns) && echo "nameserver $dns" > /etc/resolv.conf
+  # sovereign.dns: one address or several, comma-separated; one nameserver line each.
+  if dns=$(cmdline_arg sovereign.dns); then
+    ifs=$IFS; IFS=,
+    for ns in $dns; do echo "nameserver $ns"; done > /etc/resolv.conf
+    IFS=$ifs
+    log "resolvers: $dns"
+  fi
   log "network: $iface $GUEST_IP/24, default via $GW dev $via"
 }
 

@@ -22,11 +22,14 @@ export interface StartScriptParams {
   cmdline: string;
   hypervisor: Device['hypervisor'];
   arch: Device['arch'];
+  /** The guest's resolvers (device `dns`): always on crosvm, on qemu only when configured (else slirp's). */
+  dns?: string[];
 }
 
 export function startScriptParams(service: Service, device: Device): StartScriptParams {
   const { name, index, memory, cpus, ports, expose, guestIp, cmdline } = service;
-  return { name, index, memory, cpus, ports, expose, guestIp, cmdline, hypervisor: device.hypervisor, arch: device.arch };
+  // dns only when set: a qemu device without it keeps its key (and slirp's resolver).
+  return { name, index, memory, cpus, ports, expose, guestIp, cmdline, hypervisor: device.hypervisor, arch: device.arch, ...(device.dns ? { dns: device.dns } : {}) };
 }
 
 /** The host port where the guest's `port` answers (qemu devices), honouring the environment override. */
