@@ -3,6 +3,7 @@ import { promises as fs, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fsyncPath, TMP_SUFFIX, writeFileAtomic } from './fsutil.ts';
+import { LOCK_FILE } from './upstream/lock.ts';
 
 /** System temp folders older than this whose owner cannot be told (no pid in the name) are taken for debris. */
 const STALE_MS = 24 * 3600_000;
@@ -35,8 +36,10 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   await fs.rm(tmpRoot, { recursive: true, force: true });
   const sov = join(root, '.sovereign');
   const clean = await unmarkClean(root);
-  // Temp files beside their destination (.env in the repo root, state; outputs, records, blobs).
-  await sweepTemps(root);
+  // Temp files beside their destination (state; outputs, records, blobs). The repo root holds the user's files too
+  // (`cache export cache.tgz`, `--summary out.json` write their temps there, and export may be running now): only the
+  // temps of what a run writes there under this lock, .env and the upstream lock file.
+  for (const name of ['.env', LOCK_FILE]) await sweepTemps(root, `.${name}.`);
   // A symlinked .env is written beside its target, in a folder that may hold other files: only its own temps.
   const env = await fs.realpath(join(root, '.env')).catch(() => undefined);
   if (env && dirname(env) !== root) await sweepTemps(dirname(env), `.${basename(env)}.`);
@@ -53,10 +56,12 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   await sweepSystemTemp();
 }
 
+/** The temp names of older versions (`.<random>.tmp`). */
+const LEGACY_TEMP = /^\.[0-9a-f]{12}\.tmp$/;
+
 async function sweepTemps(dir: string, prefix = '.'): Promise<void> {
   for (const name of list(dir)) {
-    // `.tmp`: the names of older versions (`.<random>.tmp`).
-    if (name.startsWith(prefix) && (name.endsWith(TMP_SUFFIX) || /^\.[0-9a-f]{12}\.tmp$/.test(name))) await fs.rm(join(dir, name), { force: true });
+    if ((name.startsWith(prefix) && name.endsWith(TMP_SUFFIX)) || LEGACY_TEMP.test(name)) await fs.rm(join(dir, name), { force: true });
   }
 }
 

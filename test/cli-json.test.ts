@@ -65,7 +65,8 @@ test('--json on a locked repo (exit 5) and an invalid config (exit 3) is a JSON 
   // A live holder: this test's own process.
   mkdirSync(join(root, '.sovereign'), { recursive: true });
   writeFileSync(join(root, '.sovereign', 'lock'), JSON.stringify({ pid: process.pid, since: 'now', token: 'json-test', start: processStart(process.pid) }));
-  for (const args of [['run', 'sql:status', '--json', '--wait', '0'], ['cache', 'gc', '--max-size', '1G', '--json', '--wait', '0']]) {
+  // export too: it stages in the cache's tmp folder, which a run's sweep empties.
+  for (const args of [['run', 'sql:status', '--json', '--wait', '0'], ['cache', 'gc', '--max-size', '1G', '--json', '--wait', '0'], ['cache', 'export', 'x.tgz', '--json', '--wait', '0']]) {
     const r = await sovereign(args, { cwd: root });
     assert.is(r.code, 5, `${args.join(' ')}: ${r.stderr}`);
     checkDocument(args.join(' '), r.stdout, 5);

@@ -15,7 +15,8 @@ export async function cacheCommand(args: string[], opts: MainOptions): Promise<n
   const json = !!o.values.json;
   const wait = waitSeconds(o);
   // Commands that change the store wait for a running build (10 minutes unless --wait): gc must not delete what it is storing.
-  const lock = ['gc', 'verify', 'import'].includes(sub)
+  // export too: it stages in the cache's tmp folder, which a run's sweep empties.
+  const lock = ['gc', 'verify', 'import', 'export'].includes(sub)
     ? await acquireLock(join(root, '.sovereign', 'lock'), { waitMs: (wait ?? 600) * 1000, onWait: (who) => process.stderr.write(`waiting for another run to finish (${who})\n`) })
     : undefined;
   try {

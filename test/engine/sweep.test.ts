@@ -29,7 +29,11 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
       tmpName(join(sov, 'blocks', `${'b'.repeat(64)}.idx`)),
       join(sov, 'cache', 'records', '.0123456789ab.tmp'), // an older version's temp name
     ];
-    for (const f of leftovers) { await fs.mkdir(join(f, '..'), { recursive: true }); await fs.writeFile(f, 'SECRET=1\n'); }
+    // In the repo root, besides .env's: the temps of `cache export cache.tgz` or `--summary out.json`, which run
+    // without this lock (a sweep that took them made a concurrent export fail with ENOENT, exit 70).
+    const userTemps = [tmpName(join(p.root, 'cache.tgz')), tmpName(join(p.root, 'out.json'))];
+    leftovers.push(tmpName(join(p.root, 'sovereign.lock.json')), join(p.root, '.0123456789ab.tmp'));
+    for (const f of [...leftovers, ...userTemps]) { await fs.mkdir(join(f, '..'), { recursive: true }); await fs.writeFile(f, 'SECRET=1\n'); }
     const dead = join(tmpdir(), 'sovereign-kernel-999999999-abc');
     const live = join(tmpdir(), `sovereign-kernel-${process.pid}-abc`);
     // No pid in these names: a day old is debris (a data disk's gzip, a push's new bytes), younger may be another run's.
@@ -43,6 +47,7 @@ test('a run sweeps the temp files a killed run left, and keeps a live process\'s
       const r = await p.run(['a:gen']);
       assert.ok(r.ok);
       for (const f of leftovers) assert.not.ok(existsSync(f), `${f} swept`);
+      for (const f of userTemps) assert.ok(existsSync(f), `${f} (not a run's: another command may be writing it) kept`);
       assert.not.ok(existsSync(dead), 'a dead run\'s kernel folder is swept');
       assert.ok(existsSync(live), 'a live process\'s kernel folder is kept');
       for (const d of stale) assert.not.ok(existsSync(d), `${d} (two days old) is swept`);
