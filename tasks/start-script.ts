@@ -8,7 +8,8 @@ import { renderStartScript, startScriptParams } from '../lib/vm/start-script.ts'
 export const startScript: Step = {
   name: 'start-script',
   kind: 'artifact',
-  version: 1,
+  // 2: crosvm's start.sh writes teardown.sh.
+  version: 2,
   summary: 'start.sh rendered for the device hypervisor',
   deps: () => [],
   // Only the fields the script is made of: memory, cpus, ports, guestIp, cmdline, name/index, hypervisor, arch.

@@ -20,6 +20,8 @@ export const VM_FILES = {
   supervisorPid: 'supervisor.pid',
   supervisorLog: 'supervisor.log',
   supervisorState: 'supervisor.state',
+  /** crosvm: how to undo this VM's own network (its TAP and tagged port rules), written by start.sh; run by the supervisor when it gives up. */
+  teardown: 'teardown.sh',
 } as const;
 
 /** Files in the device root `<root>/`, shared by every VM of the device. */

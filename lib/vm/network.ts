@@ -1,5 +1,6 @@
 // One network per device: the guest LAN every VM of a device shares, how each hypervisor wires it, and LAN exposure.
 import type { Exposure } from '../config.ts';
+import { VM_FILES } from './files.ts';
 
 /** What the network wiring of one VM depends on (a subset of the start-script parameters). */
 export interface NetParams {
@@ -114,7 +115,8 @@ done`;
  * What stopping a VM for good (stop, remove, and the restarts of start and push) runs on a crosvm device: its TAP
  * and its tagged rules go. Without the TAP those rules would forward the exposed ports to an address nobody
  * answers (a client's connection hangs instead of being refused); start adds them again. The bridge, forwarding
- * and NAT stay: other VMs use them.
+ * and NAT stay: other VMs use them. start.sh also leaves it in the VM's folder as teardown.sh, for the supervisor
+ * to run when it gives up on the VM (crosvmNetwork).
  */
 export function crosvmTeardown(service: string): string {
   return `${crosvmDropRules(service)}
@@ -138,6 +140,13 @@ iptables -I FORWARD 3 -i "$UPLINK" -o "$BRIDGE" -p tcp -d ${p.guestIp} --dport $
   return `BRIDGE=vm_bridge
 SUBNET=${subnet}
 TAP=${tapName(p.name)}
+
+# What stop runs to undo this VM's own network, for its supervisor to run when it gives up on the VM (not between
+# restarts: each run of this script rebuilds it). Written before anything is made, so a half-done set-up is undone too.
+cat > ${VM_FILES.teardown}.tmp <<'EOF'
+${crosvmTeardown(p.name)}
+EOF
+mv -f ${VM_FILES.teardown}.tmp ${VM_FILES.teardown}
 
 # The bridge, forwarding, routing and NAT are shared by every VM on the device: each is added only
 # when missing, and nothing here (or in stop) removes them, so other running VMs keep their network.

@@ -14,7 +14,8 @@ import { RESTART_POLICY } from './supervisor-env.ts';
  * a `$(…)`, §11); here the hypervisor's parent is this loop for as long as the VM runs.
  *
  * - On exit of the VM it logs why (exit status or signal) to supervisor.log, waits (delay, doubling up to
- *   maxDelay), restarts; after `limit` restarts without a run of steadySeconds it gives up.
+ *   maxDelay), restarts; after `limit` restarts without a run of steadySeconds it gives up, and then runs the
+ *   VM's teardown.sh when start.sh left one (crosvm: its TAP and tagged port rules, as stop removes them).
  * - TERM/INT (from `stop`) end the supervisor only: the VM is left to `stop`'s clean shutdown, and nothing restarts it.
  * - supervisor.state (key=value, written atomically) is what `status` shows. No secret is ever logged:
  *   start.sh has none in its environment or arguments.
@@ -84,6 +85,13 @@ while :; do
   if [ "$ran" -ge "$steady" ]; then restarts=0; fi
   if [ "$restarts" -ge "$limit" ]; then
     log "VM (pid $pid) ended after \${ran}s: $last_exit; giving up after $restarts restarts (limit $limit)"
+    # For good, so the VM's own network goes as stop takes it (crosvm: start.sh left ${f.teardown}, its TAP and tagged
+    # port rules; qemu has none): left behind, an exposed port would hang its clients instead of refusing them.
+    if [ -f ${f.teardown} ]; then
+      sh ${f.teardown} >> ${f.supervisorLog} 2>&1
+      rc=$?
+      if [ "$rc" -eq 0 ]; then log "removed the VM's network (its TAP and port rules) as stop does"; else log "removing the VM's network failed (${f.teardown}: exit status $rc): sovereign stop removes it"; fi
+    fi
     state gave-up
     rm -f ${f.supervisorPid}
     exit 1

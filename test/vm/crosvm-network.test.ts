@@ -1,7 +1,8 @@
 // crosvm's shared network, rendered for three VMs and run for real (ip, iptables) in a throwaway network namespace
 // standing in for the phone: one bridge, three TAPs, DNAT only for exposed ports, no other VM's rule ever deleted;
 // the real `stop` and `remove` steps (through a session whose shell runs in the namespace) drop the VM's own TAP and
-// tagged rules and nothing else. With a compiled STAND-IN crosvm (test/support/crosvm-standin.c: crosvm is not in
+// tagged rules and nothing else; so does the real supervisor (supervise.sh under mksh) when it gives up on a VM whose
+// (stand-in) crosvm keeps dying. With a compiled STAND-IN crosvm (test/support/crosvm-standin.c: crosvm is not in
 // Debian) that keeps crosvm's control-socket CLI, the real stop ends a running VM through vm.sock, not by a signal.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,6 +18,7 @@ import { renderStartScript, startScriptParams } from '../../lib/vm/start-script.
 import { remove } from '../../tasks/remove.ts';
 import { stop } from '../../tasks/stop.ts';
 import { stopVm } from '../../lib/vm/process.ts';
+import { describeSupervisor, renderSupervisor, supervisorState } from '../../lib/vm/supervisor.ts';
 import { fakeContext } from '../support/device-context.ts';
 
 const ns = `sov-crosvm-${process.pid}`;
@@ -189,6 +191,33 @@ test("remove of a VM whose folder is already gone still drops its rules and TAP 
   const links = await inNs('ip', '-o', 'link', 'show');
   assert.not.match(links, /: vm_vault:/);
   assert.match(links, /: vm_sql: .* master vm_bridge /);
+});
+
+test("a VM whose crosvm keeps dying: when its supervisor gives up, its TAP and tagged rules go as stop takes them; another VM's stay", async () => {
+  const s = scripts();
+  await start('forge', s.forge);
+  const others = (await rules()).filter((l) => !l.includes('sovereign-vault'));
+  const vmDir = join(dir, 'vault');
+  await fs.mkdir(vmDir, { recursive: true });
+  await fs.writeFile(join(vmDir, 'start.sh'), s.vault);
+  await fs.writeFile(join(dir, 'supervise.sh'), renderSupervisor());
+  // STAND-IN crosvm that dies at once, noting what its run found: its TAP and its two tagged rules (DNAT, accept).
+  const dying = join(dir, 'crosvm-dying');
+  await fs.writeFile(dying, `#!/bin/sh\necho "stand-in crosvm: taps=$(ip -o link show vm_vault | wc -l) rules=$(iptables-save | grep -c sovereign-vault)"\nexit 1\n`, { mode: 0o755 });
+  const r = await exec('ip', ['netns', 'exec', ns, 'env', `SOVEREIGN_CROSVM=${dying}`, 'SOVEREIGN_UPLINK=wlan0', 'SOVEREIGN_RESTART_LIMIT=2',
+    'SOVEREIGN_RESTART_DELAY=0', 'mksh', join(dir, 'supervise.sh')], { cwd: vmDir, nothrow: true, timeoutMs: 30_000 });
+  assert.is(r.code, 1, `the supervisor gives up (exit 1): ${r.stderr}`);
+  assert.equal(await rules(), others, "vault's tagged rules went, and no other rule");
+  assert.equal(await dnat(), ['443->192.168.100.3:443']);
+  const links = await inNs('ip', '-o', 'link', 'show');
+  assert.not.match(links, /: vm_vault:/, "vault's TAP is gone");
+  for (const tap of ['vm_sql', 'vm_forge']) assert.match(links, new RegExp(`: ${tap}: .* master vm_bridge `), `${tap} still on the bridge`);
+  // Each run had its network (a restart's start.sh rebuilds it); only the give-up took it away, once.
+  for (const log of ['console.prev.log', 'console.log']) assert.is(await fs.readFile(join(vmDir, log), 'utf8'), 'stand-in crosvm: taps=1 rules=2\n', log);
+  const log = await fs.readFile(join(vmDir, 'supervisor.log'), 'utf8');
+  assert.match(log, /giving up after 2 restarts \(limit 2\)\n.* removed the VM's network \(its TAP and port rules\) as stop does\n$/, log);
+  assert.is(log.match(/removed the VM's network/g)?.length, 1, log);
+  assert.is(describeSupervisor(await supervisorState(phoneSession(), 'vault')), 'supervisor not running (gave-up), 2 restarts, last exit: exit status 1');
 });
 
 /**

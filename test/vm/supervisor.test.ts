@@ -79,6 +79,8 @@ for (const sh of SHELLS) {
     await fs.mkdir(dir);
     // STAND-IN hypervisor: start.sh execs sleep, as the real one execs qemu/crosvm.
     await fs.writeFile(join(dir, 'start.sh'), 'echo "booting $$"\necho READY\nexec sleep 600\n');
+    // STAND-IN teardown.sh (crosvm's start.sh writes the real one: test/vm/crosvm-network.test.ts runs it): it must run once, on giving up.
+    await fs.writeFile(join(dir, 'teardown.sh'), 'echo torn down >> teardown.log\n');
     const [bin, ...args] = sh.split(' ');
     const child = spawn(bin, [...args, join(root, 'supervise.sh')], {
       cwd: dir, detached: true, stdio: 'ignore',
@@ -110,7 +112,8 @@ for (const sh of SHELLS) {
     const log = await read(join(dir, 'supervisor.log'));
     assert.match(log, /ended after \d+s: killed by signal KILL; restart 1 of 2 in 1s/);
     assert.match(log, /restart 2 of 2 in 2s/);
-    assert.match(log, /giving up after 2 restarts \(limit 2\)/);
+    assert.match(log, /giving up after 2 restarts \(limit 2\)\n.* removed the VM's network \(its TAP and port rules\) as stop does\n$/);
+    assert.is(await read(join(dir, 'teardown.log')), 'torn down\n', 'the teardown ran once, on giving up, not between restarts');
     assert.is(await shown(dir), 'supervisor not running (gave-up), 2 restarts, last exit: killed by signal KILL');
   });
 }
@@ -119,6 +122,7 @@ test('TERM ends the supervisor only: the VM runs on for stop to shut down, and n
   const dir = join(root, 'term');
   await fs.mkdir(dir);
   await fs.writeFile(join(dir, 'start.sh'), 'exec sleep 600\n');
+  await fs.writeFile(join(dir, 'teardown.sh'), 'echo torn down >> teardown.log\n');
   const child = spawn('mksh', [join(root, 'supervise.sh')], { cwd: dir, detached: true, stdio: 'ignore', env: { ...process.env, SOVEREIGN_RESTART_DELAY: '0' } });
   pids.push(child.pid!);
   const vm = await nextVmPid(dir);
@@ -130,6 +134,7 @@ test('TERM ends the supervisor only: the VM runs on for stop to shut down, and n
   process.kill(vm, 'SIGKILL');
   await sleep(1000);
   assert.is((await read(join(dir, 'vm.pid'))).trim(), String(vm), 'no new VM was started');
+  assert.is(await read(join(dir, 'teardown.log')), '', 'stop\'s TERM does not tear the network down: stop does, after the VM');
 });
 
 // --- For real: the tiny VM under qemu (TCG) on the local device, started by the start task.
