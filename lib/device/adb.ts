@@ -5,6 +5,7 @@ import type { Device } from '../config.ts';
 import { UserError } from '../error.ts';
 import { exec, tail } from '../exec.ts';
 import type { ExecOptions, ExecResult } from '../exec.ts';
+import { deviceEnv } from './env.ts';
 import { DEFAULT_TIMEOUT_MS, shQuote, stdinScript, TEMP_MARK } from './shell.ts';
 import { sparseBundle } from './sparse.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
@@ -26,7 +27,7 @@ export async function adbTransport(device: Device): Promise<Transport> {
   const label = `adb -s ${serial}`;
 
   const adb = async (args: string[], opts: ExecOptions = {}): Promise<ExecResult> => {
-    const r = await exec('adb', ['-s', serial, ...args], { ...opts, nothrow: true });
+    const r = await exec('adb', ['-s', serial, ...args], { ...opts, env: deviceEnv('adb'), nothrow: true });
     if (r.code !== 0 && ADB_FAILURE.test(r.stderr)) {
       throw new UserError(`device '${device.name}' (${label}) is not reachable: ${r.stderr.trim().split('\n')[0]}`, { code: 'environment', hint: AUTH_HINT });
     }
@@ -72,7 +73,7 @@ export async function adbTransport(device: Device): Promise<Transport> {
 
 /** With no serial configured, exactly one attached device is used; none or several is an error. */
 async function onlyAttachedDevice(device: Device): Promise<string> {
-  const r = await exec('adb', ['devices'], { timeoutMs: 10_000 });
+  const r = await exec('adb', ['devices'], { env: deviceEnv('adb'), timeoutMs: 10_000 });
   const attached = r.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 2 && f[0]);
   if (attached.length === 1) return attached[0][0];
   if (attached.length === 0) throw new UserError(`no adb device attached for device '${device.name}'`, { code: 'environment', hint: `connect the phone with USB debugging on; ${AUTH_HINT}` });
@@ -83,7 +84,7 @@ async function onlyAttachedDevice(device: Device): Promise<string> {
 }
 
 async function ensureReady(device: Device, serial: string): Promise<void> {
-  const r = await exec('adb', ['-s', serial, 'get-state'], { timeoutMs: 10_000, nothrow: true });
+  const r = await exec('adb', ['-s', serial, 'get-state'], { env: deviceEnv('adb'), timeoutMs: 10_000, nothrow: true });
   const state = r.code === 0 ? r.stdout.trim() : (r.stderr.trim().split('\n')[0] || 'absent');
   if (state !== 'device') {
     throw new UserError(`adb device ${serial} (device '${device.name}') is not ready: ${state}`, { code: 'environment', hint: AUTH_HINT });

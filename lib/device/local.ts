@@ -1,19 +1,9 @@
 // The local transport: this machine stands in for the device; the device root is a plain directory.
 import { promises as fs } from 'node:fs';
 import { exec } from '../exec.ts';
+import { deviceEnv } from './env.ts';
 import { DEFAULT_TIMEOUT_MS } from './shell.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
-
-/**
- * What device commands (start.sh, its supervisor and qemu among them, which live on after sovereign) inherit from
- * sovereign's environment: no more than a shell needs. Never the remote-cache token or signing key; start.sh's own
- * settings are passed as explicit, checked assignments (lib/vm/start-script.ts startEnv).
- */
-const DEVICE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR'];
-
-export function deviceEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return Object.fromEntries(DEVICE_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
-}
 
 /** `cwd`: where scripts run (the repo root, so a relative device root resolves as in the config). */
 export function localTransport(cwd: string, label = `local ${cwd}`): Transport {
@@ -23,7 +13,7 @@ export function localTransport(cwd: string, label = `local ${cwd}`): Transport {
     run(script: string, opts: TransportRunOptions = {}) {
       return exec('sh', ['-c', script], {
         cwd,
-        env: deviceEnv(),
+        env: deviceEnv('local'),
         input: opts.input,
         signal: opts.signal,
         timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,

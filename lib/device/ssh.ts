@@ -6,6 +6,7 @@ import { posix } from 'node:path';
 import type { Device } from '../config.ts';
 import { UserError } from '../error.ts';
 import { exec, tail } from '../exec.ts';
+import { deviceEnv } from './env.ts';
 import { DEFAULT_TIMEOUT_MS, shQuote, stdinScript } from './shell.ts';
 import { sparseBundle } from './sparse.ts';
 import type { Transport, TransportRunOptions, UploadOptions } from './transport.ts';
@@ -22,7 +23,7 @@ export async function sshTransport(device: Device, root: string): Promise<Transp
   const label = `ssh ${device.user ? `${device.user}@` : ''}${device.host}:${device.port ?? 22}`;
 
   const ssh = async (remoteCommand: string, opts: { input?: string | Buffer | NodeJS.ReadableStream; timeoutMs?: number; signal?: AbortSignal; nothrow?: boolean }) => {
-    const r = await exec('ssh', [...base, remoteCommand], { ...opts, nothrow: true });
+    const r = await exec('ssh', [...base, remoteCommand], { ...opts, env: deviceEnv('ssh'), nothrow: true });
     if (r.code === SSH_FAILED) {
       throw new UserError(`cannot reach device '${device.name}' (${label})`, {
         code: 'environment',
@@ -64,7 +65,7 @@ export async function sshTransport(device: Device, root: string): Promise<Transp
       }
     },
     async close() {
-      await exec('ssh', [...base.slice(0, -2), '-O', 'exit', ...base.slice(-2)], { nothrow: true, timeoutMs: 5000 }).catch(() => undefined);
+      await exec('ssh', [...base.slice(0, -2), '-O', 'exit', ...base.slice(-2)], { env: deviceEnv('ssh'), nothrow: true, timeoutMs: 5000 }).catch(() => undefined);
       await fs.rm(controlDir, { recursive: true, force: true });
     },
   };
