@@ -141,7 +141,7 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
   if (missing.length) {
     const before = env.exists ? await fs.readFile(path, 'utf8') : '# Secrets for sovereign (KEY=VALUE, never committed). Generated values can be replaced.\n';
     const added = missing.map((k) => `${k}=${randomBytes(24).toString('base64url')}`).join('\n');
-    await writeFileAtomic(await writeTarget(path), `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
+    await writeFileAtomic(await envWriteTarget(path), `${before}${before.endsWith('\n') ? '' : '\n'}${added}\n`, 0o600);
   }
   return { values: await secretsFor(service, root), generated: missing };
 }
@@ -151,13 +151,15 @@ export async function ensureSecrets(service: Service, root: string, generate: bo
  * also when the file it names does not exist yet. A link into a folder that is missing (a drive not mounted) is
  * refused: passwords generated beside it would stand in for the real ones.
  */
-async function writeTarget(path: string): Promise<string> {
+export async function envWriteTarget(path: string): Promise<string> {
   let target = path;
   for (let hops = 0; ; hops++) {
     const link = await fs.readlink(target).catch((e: NodeJS.ErrnoException) => { if (e.code === 'EINVAL' || e.code === 'ENOENT') return undefined; throw e; });
     if (link === undefined) break;
     if (hops === 40) throw new UserError(`${path}: too many levels of symbolic links`, { code: 'environment', hint: 'point .env at a file' });
-    target = resolve(dirname(target), link);
+    // A relative link is read from the folder the link really is in, as the kernel does: through a symlinked folder,
+    // `..` is that folder's parent, not the parent of the path's text.
+    target = resolve(await fs.realpath(dirname(target)).catch(() => dirname(target)), link);
   }
   const folder = dirname(target);
   if (target !== path && !(await fs.stat(folder).then((st) => st.isDirectory(), () => false))) {

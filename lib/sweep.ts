@@ -3,6 +3,7 @@ import { promises as fs, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fsyncPath, TMP_SUFFIX, writeFileAtomic } from './fsutil.ts';
+import { envWriteTarget } from './secrets.ts';
 import { LOCK_FILE } from './upstream/lock.ts';
 
 /** System temp folders older than this whose owner cannot be told (no pid in the name) are taken for debris. */
@@ -40,8 +41,9 @@ export async function sweep(root: string, tmpRoot: string, cacheDir: string): Pr
   // (`cache export cache.tgz`, `--summary out.json` write their temps there, and export may be running now): only the
   // temps of what a run writes there under this lock, .env and the upstream lock file.
   for (const name of ['.env', LOCK_FILE]) await sweepTemps(root, `.${name}.`);
-  // A symlinked .env is written beside its target, in a folder that may hold other files: only its own temps.
-  const env = await fs.realpath(join(root, '.env')).catch(() => undefined);
+  // A symlinked .env is written beside its target (also one not made yet), in a folder that may hold other files:
+  // only its own temps.
+  const env = await envWriteTarget(join(root, '.env')).catch(() => undefined);
   if (env && dirname(env) !== root) await sweepTemps(dirname(env), `.${basename(env)}.`);
   await sweepTemps(join(sov, 'state'));
   if (!clean) {

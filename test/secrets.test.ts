@@ -171,6 +171,22 @@ test('a dangling .env link is written through too: the file it names is made (06
   await fs.rm(root, { recursive: true });
 });
 
+test('a link chain through a symlinked folder is followed as the kernel does: `..` is the real folder\'s parent', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-chain-'));
+  // .env -> <root>/dots/app.env, dots -> real/sub, real/sub/app.env -> ../secrets/app.env: the file is real/secrets/app.env.
+  for (const d of ['real/sub', 'real/secrets', 'secrets']) await fs.mkdir(join(root, d), { recursive: true });
+  await fs.writeFile(join(root, 'real', 'secrets', 'app.env'), 'KEEP=1\n', { mode: 0o600 });
+  await fs.symlink('../secrets/app.env', join(root, 'real', 'sub', 'app.env'));
+  await fs.symlink(join(root, 'real', 'sub'), join(root, 'dots'));
+  await fs.symlink(join(root, 'dots', 'app.env'), join(root, '.env'));
+  const r = await ensureSecrets({ ...testService(), name: 'sql', secrets: ['POSTGRES_PASSWORD'] }, root, true);
+  const text = await fs.readFile(join(root, 'real', 'secrets', 'app.env'), 'utf8');
+  assert.match(text, /^KEEP=1\n/);
+  assert.match(text, `POSTGRES_PASSWORD=${r.values.POSTGRES_PASSWORD}`);
+  assert.equal(await fs.readdir(join(root, 'secrets')), [], 'nothing written where the link text alone points');
+  await fs.rm(root, { recursive: true });
+});
+
 test('a .env link into a folder that does not exist (a drive not mounted) is refused, nothing written', async () => {
   const root = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-unmounted-'));
   await fs.symlink(join(root, 'usb', 'sovereign.env'), join(root, '.env'));

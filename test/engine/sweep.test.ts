@@ -78,6 +78,23 @@ test('a symlinked .env: the temp copy a killed write left beside its target is s
   }
 });
 
+test('a dangling .env link: the temp copy a killed first write left beside the file it names is swept', async () => {
+  const p = await project();
+  const secrets = await fs.mkdtemp(join(tmpdir(), 'sov-secrets-'));
+  try {
+    await fs.symlink(join(secrets, 'app.env'), join(p.root, '.env')); // the file is not made yet
+    const leftover = tmpName(join(secrets, 'app.env'));
+    const other = tmpName(join(secrets, 'other.env'));
+    for (const f of [leftover, other]) await fs.writeFile(f, 'SECRET=1\n');
+    assert.ok((await p.run(['a:gen'])).ok);
+    assert.not.ok(existsSync(leftover), `${leftover} swept`);
+    assert.ok(existsSync(other), `${other} kept: not the .env's own temp`);
+  } finally {
+    await fs.rm(secrets, { recursive: true, force: true });
+    await p.cleanup();
+  }
+});
+
 test('a failed run or a store command leaves no clean marker, so the next run lists every folder', async () => {
   const p = await project();
   try {
