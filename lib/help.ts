@@ -36,7 +36,7 @@ const RUN_FLAGS = `Options
   --dry-run               print the plan: each task, run / restore / skip, and why; change nothing
   --force                 re-run artifact and effect tasks even when up to date (never replaces data disks)
   --device NAME           the device to deploy to (default: config defaultDevice, else 'local')
-  --concurrency N         tasks at once (default: the number of cores); device tasks run one at a time
+  --concurrency N         builds at once (default: the number of cores); device tasks run one at a time, beside them
   --continue              after a failure, go on with tasks that do not depend on it
   --fresh-data            replace data.img (locally and on the device) with an empty one; asks first
   --yes, -y               answer yes to confirmations (scripts)

@@ -190,10 +190,10 @@ const MANIFEST_BYTES = '.';
 function readAllManifests(vmDir: string): string {
   return `cd ${q(vmDir)} 2>/dev/null || exit 0
 set -- */manifest.json
-[ -e "$1" ] || exit 0
-wc -c -- "$@" || exit 1
+case $1 in '*/manifest.json') [ -e "$1" ] || exit 0 ;; esac
+wc -c -- "$@" 2>/dev/null
 echo '${MANIFEST_BYTES}'
-cat -- "$@" | base64 || exit 1`;
+cat -- "$@" 2>/dev/null | base64 || exit 1`;
 }
 
 /** Service name -> manifest bytes, from readAllManifests's output. */
@@ -204,8 +204,12 @@ export function parseManifests(out: string): Map<string, Buffer> {
   if (end < 0) return all; // nothing on the device
   const sizes: [string, number][] = [];
   for (const line of lines.slice(0, end)) {
-    const m = /^\s*(\d+)\s(.*)\/manifest\.json$/.exec(line);
-    if (m) sizes.push([m[2], Number(m[1])]); // not wc's `total`
+    // Every count but wc's `total` is a file cat printed, in order, even one whose name wc printed oddly (a control
+    // character): its bytes are skipped, never misplaced. A folder or a dangling link by that name prints no bytes
+    // and is counted as 0 or not at all by both: nothing there stops the other services' reads.
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m || m[2] === 'total') continue;
+    sizes.push([m[2].endsWith('/manifest.json') ? m[2].slice(0, -'/manifest.json'.length) : '', Number(m[1])]);
   }
   const bytes = Buffer.from(lines.slice(end + 1).join(''), 'base64');
   const expected = sizes.reduce((n, [, size]) => n + size, 0);
@@ -215,7 +219,10 @@ export function parseManifests(out: string): Map<string, Buffer> {
     });
   }
   let at = 0;
-  for (const [name, size] of sizes) all.set(name, bytes.subarray(at, (at += size)));
+  for (const [name, size] of sizes) {
+    const part = bytes.subarray(at, (at += size));
+    if (name) all.set(name, part);
+  }
   return all;
 }
 

@@ -33,7 +33,11 @@ export async function effect(core: RebuildCore, node: TaskNode, signal: AbortSig
     if (!(await core.materialiseDeps(node, signal))) break;
   }
   o.emit({ type: 'start', task: node.id, reason });
-  const ret = await core.slots.with(async () => node.step.run?.(ctx));
+  // A device task does not take a work slot: the device already runs one at a time, and its work is mostly waiting
+  // (a push on the wire, a boot until ready) while the slots' builds use the cores. Counted against them, a 50 ms
+  // push waited seconds behind a kernel fetch, and a VM's boot kept a dependent's build waiting.
+  const run = async () => node.step.run?.(ctx);
+  const ret = await (node.step.usesDevice ? run() : core.slots.with(run));
   if (signal.aborted) throw new Cancelled();
   if (node.step.kind === 'effect') core.remember(node, key, parts, key);
   done('ran', ret && ret.note ? `${reason}; ${ret.note}` : reason, { bytes: ret ? ret.bytes : undefined });

@@ -199,12 +199,18 @@ test('manifests: every service\'s in one device command, asked at once or not; a
   // Bytes that are not UTF-8 (a damaged file) before a good one: each manifest is cut out by its exact byte count.
   await fs.mkdir(join(root, 'vm', '0bin'), { recursive: true });
   await fs.writeFile(join(root, 'vm', '0bin', 'manifest.json'), Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x0a, 0x2e, 0x0a]));
+  // A folder and a dangling link by that name (made by hand on the device), the link first in glob order: neither
+  // stops the others' reads.
+  await fs.mkdir(join(root, 'vm', '00link'), { recursive: true });
+  await fs.symlink('/nonexistent/manifest.json', join(root, 'vm', '00link', 'manifest.json'));
+  await fs.mkdir(join(root, 'vm', '01dir', 'manifest.json'), { recursive: true });
   const transport = await openTransport(device, repo);
   let runs = 0;
   const s = createSession({ ...transport, run: (script, o) => { runs++; return transport.run(script, o); } }, device, root);
   const [a, a2, bc, bad, none, unknown, bin] = await Promise.all(['a', 'a', 'b c', 'bad', 'none', 'zz', '0bin'].map((svc) => s.manifest(svc)));
   assert.is(runs, 1, 'one device command');
   assert.equal(bin, { files: {} }, 'binary garbage: nothing known pushed');
+  for (const odd of await Promise.all(['00link', '01dir'].map((svc) => s.manifest(svc)))) assert.equal(odd, { files: {} });
   assert.is(a, a2);
   assert.equal(a, files('a'.repeat(64)));
   assert.equal(bc, files('b'.repeat(64)), 'a name with a space');

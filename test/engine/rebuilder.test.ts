@@ -5,6 +5,8 @@ import { promises as fs, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { project, type Project } from '../support/engine.ts';
 import { LocalStore } from '../../lib/store/local.ts';
+import type { Step } from '../../lib/task.ts';
+import { testSteps } from '../support/test-steps.ts';
 
 let p: Project;
 test.before.each(async () => { p = await project(); });
@@ -154,6 +156,32 @@ test('two tasks with the same key build once, even when scheduled together', asy
   assert.is(p.ran().length, 1);
   assert.is(p.read('.sovereign/out/a/shared.txt'), 'base');
   assert.is(p.read('.sovereign/out/b/shared.txt'), 'base');
+});
+
+test('a device task takes no work slot: a push runs while builds hold every slot (they wait for it here)', async () => {
+  // Both work slots (concurrency 2) go to builds that finish only once the device task has run: were the push to wait
+  // for a slot, each build would time out first and say so.
+  let pushed!: () => void;
+  const pushedP = new Promise<void>((r) => { pushed = r; });
+  const hold: Step = {
+    name: 'hold', kind: 'artifact', version: 1, summary: 'test: holds a slot until the push ran', deps: () => [], outputs: () => ['hold.txt'],
+    inputs: (ctx) => ({ config: { service: ctx.service.name } }), // two keys: two builds, not one shared
+    async run(ctx) {
+      const timedOut = await Promise.race([pushedP.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 5000))]);
+      if (timedOut) throw new Error('the device task never ran while the builds held the slots');
+      await fs.writeFile(join(ctx.outDir, 'hold.txt'), 'ok');
+    },
+  };
+  const push: Step = {
+    name: 'push', kind: 'effect', version: 1, summary: 'test: a device task', usesDevice: true, deps: () => [],
+    // Checked after the builds have taken both slots.
+    check: async () => { await new Promise((r) => setTimeout(r, 300)); return 'not on the device'; },
+    async run() { pushed(); },
+  };
+  const steps = new Map<string, Step>([...testSteps, [hold.name, hold], [push.name, push]]);
+  const r = await p.run(['a:hold', 'b:hold', 'a:push'], { steps });
+  const failure = r.events.find((e) => e.type === 'failed');
+  assert.ok(r.ok, JSON.stringify(failure));
 });
 
 test.run();
