@@ -7,6 +7,7 @@ import { checkAcrossServices } from './config-checks.ts';
 import { hintNames } from './did-you-mean.ts';
 import { resolveUpstream } from './upstream/source.ts';
 import { resolveChecks } from './vm/checks.ts';
+import { isObject } from './guards.ts';
 
 const SIZE_UNITS: Record<string, number> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
@@ -254,6 +255,3 @@ function resolveDns(f: string, raw: unknown, hypervisor: unknown, bad: Bad): str
 
 const describe = (v: unknown) => (v instanceof Promise ? 'a Promise (use top-level await, or export the object)' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v);
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
 import { changedWhileHashed, dataExtents, readRanges, type Extents } from './extents.ts';
 import { writeFileAtomic } from './fsutil.ts';
+import { isObject } from './guards.ts';
 
 // The package is CommonJS with `module.exports = fn` and `.default = fn`; its typings only describe `.default`.
 const dockerignore = ((dockerignoreModule as unknown as { default?: typeof dockerignoreModule }).default ?? dockerignoreModule) as unknown as typeof dockerignoreModule.default;
@@ -60,12 +61,14 @@ export type Progress = (done: number, total: number) => void;
 
 /** A file's identity for the stat cache: size, mtime (ns), ctime (ns) and inode, space-separated. */
 const fileId = (st: BigIntStats) => `${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
-/** A folder's identity for its remembered listing: adding, removing or renaming an entry moves its mtime and ctime. */
-const folderId = (st: BigIntStats) => `${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
+/** A folder's identity (its remembered listing, the record index): adding, removing or renaming an entry moves its
+ * mtime and ctime. */
+export const folderId = (st: BigIntStats) => `${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
 
 /** A change this close to the moment we looked could be followed by another within the same clock tick (coarse
- * file-system clocks: FAT has 2 s), leaving the times unmoved: such a file or folder is not remembered. */
-const settled = (startedMs: number, st: BigIntStats) =>
+ * file-system clocks: a jiffy on ext4, 2 s on FAT), leaving the times unmoved: such a file or folder is not vouched
+ * for (the stat cache does not remember it, the record index is written unvouched). */
+export const settled = (startedMs: number, st: BigIntStats) =>
   startedMs - Number(st.ctimeNs / 1_000_000n) > 2000 && startedMs - Number(st.mtimeNs / 1_000_000n) > 2000;
 
 /** On disk: one string per path (a few megabytes at thousands of services parse much faster than arrays would). */
@@ -75,7 +78,6 @@ interface StatFile {
   /** path -> `<folderId>/<name>/<name>...` (no name holds a slash) */
   lists: Record<string, string>;
 }
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Remembers file hashes by (size, mtime ns, ctime ns, inode), persisted between runs,
@@ -90,10 +92,10 @@ export class StatCache {
     if (!file) return;
     let saved: unknown;
     try { saved = JSON.parse(readFileSync(file, 'utf8')); } catch { return; /* first run or unreadable: start empty */ }
-    if (!isRecord(saved)) return;
-    if (isRecord(saved.files)) {
+    if (!isObject(saved)) return;
+    if (isObject(saved.files)) {
       this.files = saved.files as StatFile['files'];
-      if (isRecord(saved.lists)) this.lists = saved.lists as StatFile['lists'];
+      if (isObject(saved.lists)) this.lists = saved.lists as StatFile['lists'];
       return;
     }
     // Written before listings were remembered: path -> [size, mtime, ctime, ino, sha256].

@@ -5,6 +5,7 @@ import type { Device } from './config.ts';
 import type { KeyInputs } from './task.ts';
 import { toolVersions } from './tools.ts';
 import { UserError } from './error.ts';
+import { isObject } from './guards.ts';
 
 /** Bump when the key's composition changes: every key changes with it. */
 export const SCHEMA_VERSION = 2;
@@ -38,7 +39,7 @@ export async function keyParts(
   // Only the resolved config fields this step reads, so editing vault's entry leaves sql's keys alone;
   // one part per field, so `sovereign why` can name the field that changed.
   const config = inputs.config ?? null;
-  if (typeof config === 'object' && config !== null && !Array.isArray(config)) {
+  if (isObject(config)) {
     for (const [field, value] of Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) parts[`config.${field}`] = hashOfJson(canonicalJson(value ?? null));
   } else parts.config = hashOfJson(canonicalJson(config));
   // Effects act on one device: pushing to the phone is not pushing to the box. Identity, not credentials.

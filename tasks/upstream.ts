@@ -3,6 +3,7 @@ import type { Step } from '../lib/task.ts';
 import { checkDaemon, imageExists, isImageId } from '../lib/build/builder.ts';
 import { fetchUpstream } from '../lib/upstream/fetch.ts';
 import { platformOf } from './image.ts';
+import { isObject } from '../lib/guards.ts';
 
 export const step: Step = {
   name: 'upstream',
@@ -14,7 +15,7 @@ export const step: Step = {
   // so where they come from is no part of the key. The output value (the image ids) keys the image step.
   inputs: ({ service, device, config }) => ({ config: { upstream: service.upstream.map((u) => [u.arg, u.image]), platform: platformOf(service, device), builder: config.builder } }),
   // Build-arg name -> image id: a record from outside with anything else is refused (its ids reach docker's argv).
-  valueShape: (value) => typeof value === 'object' && value !== null && !Array.isArray(value)
+  valueShape: (value) => isObject(value)
     && Object.entries(value).every(([arg, id]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(arg) && isImageId(id)),
   present: async ({ config }, value) => !value || typeof value !== 'object' || (await Promise.all(Object.values(value).map((id) => imageExists(config.builder, String(id)).catch(() => false)))).every(Boolean),
   async run(ctx) {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsutil.ts';
 import type { KeyParts } from '../key.ts';
+import { isObject } from '../guards.ts';
 
 /** What we remember about a task between runs (for early cutoff, and `why` through its parts). */
 export interface TaskMemory {
@@ -16,7 +17,6 @@ interface StateFile { tasks: Record<string, TaskMemory & { parts?: KeyParts }>; 
 /** Each task's parts with the key they make: parts left from a run that stopped before engine.json was written do not count. */
 type PartsFile = Record<string, { key: string; parts: KeyParts }>;
 
-const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export class EngineState {
   /** True once this run changed what is remembered (a no-op run leaves both files unwritten). */

@@ -2,18 +2,13 @@
 // The record files stay the source of truth: the index answers only while the records folder is exactly as it
 // was when the index was written (same mtime, ctime and inode: any record written, replaced or removed since,
 // by this or any other process or by hand, changes them), and its whole content is checksummed.
-import { readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsutil.ts';
-import { sha256 } from '../hash.ts';
+import { folderId, settled, sha256 } from '../hash.ts';
 import type { CacheRecord } from './store.ts';
 
 const FORMAT = 'sovereign-record-index 1';
-/**
- * A folder changed less than this before the index was written may change again without its times moving
- * (file-system clocks tick coarsely: a jiffy on ext4, up to 2 s elsewhere): such an index is written unvouched.
- */
-const SETTLE_MS = 2000;
 /** Last-use times are kept to this precision: a no-op run within it rewrites nothing. */
 const USE_PRECISION_MS = 3600_000;
 
@@ -89,15 +84,11 @@ export class RecordIndex {
     const present = new Set(readdirSync(this.recordsDir));
     const records: Record<string, CacheRecord> = {};
     for (const [key, r] of this.records) if (present.has(`${key}.json`)) records[key] = r;
-    const settled = now - Number(st.mtimeNs / 1_000_000n) > SETTLE_MS && now - Number(st.ctimeNs / 1_000_000n) > SETTLE_MS;
-    const data: IndexFile = { format: FORMAT, folder: settled ? id : null, records, used: Object.fromEntries(this.used) };
+    const data: IndexFile = { format: FORMAT, folder: settled(now, st) ? id : null, records, used: Object.fromEntries(this.used) };
     const body = JSON.stringify(data);
     await writeFileAtomic(this.file, `${sha256(body)}\n${body}`);
     this.dirty = false;
   }
 }
-
-/** What changes whenever an entry of the folder is added, removed or renamed over. */
-const folderId = (st: BigIntStats) => `${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
 
 export const recordIndexFile = (storeDir: string) => join(storeDir, 'records.idx');

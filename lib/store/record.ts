@@ -1,6 +1,7 @@
 // The one check of a cache record's shape, for records that come from outside this process (remote, archive, disk).
 import { canonicalJson, sha256 } from '../hash.ts';
 import type { CacheRecord, OutputFile } from './store.ts';
+import { isObject } from '../guards.ts';
 
 /** A task's output hash: its files (name, content, exec bit) and its value. What dependents' keys use. */
 export function outputHashOf(files: Pick<OutputFile, 'name' | 'sha256' | 'mode'>[], value: unknown): string {
@@ -53,6 +54,3 @@ function isOutputFile(f: unknown): f is OutputFile {
     && (mode === 0o644 || mode === 0o755);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

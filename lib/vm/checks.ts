@@ -1,5 +1,6 @@
 // Service checks `test` runs beyond "the port answers": a web UI's HTTP status and the service's own database login.
 import { shQuote } from '../device/shell.ts';
+import { isObject } from '../guards.ts';
 
 export interface ServiceChecks {
   /** GET <http|https>://<address of port><path> must answer one of `expect` (redirects are not followed). */
@@ -9,18 +10,17 @@ export interface ServiceChecks {
 }
 
 type Bad = (field: string, problem: string, hint?: string) => void;
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPort = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
 /** Validates `services.<name>.checks`; `ports` are the service's ports (the HTTP port must be one). */
 export function resolveChecks(field: string, raw: unknown, ports: unknown, bad: Bad): ServiceChecks {
   if (raw === undefined) return {};
-  if (!isObj(raw)) { bad(field, 'must be an object', "e.g. { http: { port: 443, path: '/alive' } }"); return {}; }
+  if (!isObject(raw)) { bad(field, 'must be an object', "e.g. { http: { port: 443, path: '/alive' } }"); return {}; }
   const out: ServiceChecks = {};
   for (const k of Object.keys(raw)) if (k !== 'http' && k !== 'postgres') bad(`${field}.${k}`, 'is not a known check', 'known: http, postgres');
   const h = raw.http;
   if (h !== undefined) {
-    if (!isObj(h) || !isPort(h.port)) bad(`${field}.http.port`, 'must be a TCP port');
+    if (!isObject(h) || !isPort(h.port)) bad(`${field}.http.port`, 'must be a TCP port');
     else {
       if (!Array.isArray(ports) || !ports.includes(h.port)) bad(`${field}.http.port`, `${h.port} is not among the service's ports`);
       const path = h.path ?? '/';
@@ -32,7 +32,7 @@ export function resolveChecks(field: string, raw: unknown, ports: unknown, bad: 
   }
   const p = raw.postgres;
   if (p !== undefined) {
-    const str = (k: string) => (isObj(p) && typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
+    const str = (k: string) => (isObject(p) && typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
     if (!str('service') || !str('user') || !str('passwordSecret')) bad(`${field}.postgres`, 'needs service, user and passwordSecret', "e.g. { service: 'sql', user: 'forgejo', passwordSecret: 'POSTGRES_FORGEJO_PASSWORD' }");
     else out.postgres = { service: str('service')!, user: str('user')!, database: str('database') ?? str('user')!, passwordSecret: str('passwordSecret')! };
   }
