@@ -108,10 +108,16 @@ test('missing declared keys are generated into .env (0600) on a real run, never 
   await fs.rm(root, { recursive: true });
 });
 
-test('a key only its owner can make (TAILSCALE_AUTHKEY) is never generated: a real run stops naming it and where to get one, writing nothing', async () => {
-  const root = await fs.mkdtemp(join(tmpdir(), 'sov-provided-'));
+/** A repo whose forge declares TAILSCALE_AUTHKEY (a key only its owner can make), with `env` as its .env. */
+async function forgeWithAuthKey(prefix: string, env: string) {
+  const root = await fs.mkdtemp(join(tmpdir(), prefix));
   const svc = { ...testService(), name: 'forge', secrets: ['POSTGRES_FORGEJO_PASSWORD', 'TAILSCALE_AUTHKEY'] };
-  await fs.writeFile(join(root, '.env'), 'KEEP=mine\n', { mode: 0o600 });
+  await fs.writeFile(join(root, '.env'), env, { mode: 0o600 });
+  return { root, svc };
+}
+
+test('a key only its owner can make (TAILSCALE_AUTHKEY) is never generated: a real run stops naming it and where to get one, writing nothing', async () => {
+  const { root, svc } = await forgeWithAuthKey('sov-provided-', 'KEEP=mine\n');
   try {
     await ensureSecrets(svc, root, true);
     assert.unreachable('a missing TAILSCALE_AUTHKEY was accepted');
@@ -130,10 +136,8 @@ test('a key only its owner can make (TAILSCALE_AUTHKEY) is never generated: a re
 });
 
 test('a missing key only its owner can make stops a check and a dry run too (they read .env without generating)', async () => {
-  const root = await fs.mkdtemp(join(tmpdir(), 'sov-provided-check-'));
-  const svc = { ...testService(), name: 'forge', secrets: ['POSTGRES_FORGEJO_PASSWORD', 'TAILSCALE_AUTHKEY'] };
   // As on a device deployed before TAILSCALE_AUTHKEY was declared: every other key is there.
-  await fs.writeFile(join(root, '.env'), 'POSTGRES_FORGEJO_PASSWORD=pw\n', { mode: 0o600 });
+  const { root, svc } = await forgeWithAuthKey('sov-provided-check-', 'POSTGRES_FORGEJO_PASSWORD=pw\n');
   try {
     const got = await ensureSecrets(svc, root, false).then((r) => r, (e: unknown) => e);
     assert.instance(got, UserError, `without generating, a missing TAILSCALE_AUTHKEY was accepted: ${JSON.stringify(got)}`);
